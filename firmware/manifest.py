@@ -1,0 +1,15 @@
+# What a device needs beyond the ESP32 MicroPython build: installed with `mpremote mip install`
+# or frozen into a build from this one definition.
+require("umqtt.simple")
+require("ssd1306")
+package("rbproto", base_path="lib")
+module("clock.py", base_path="lib")
+module("gesture.py", base_path="lib")
+module("pattern.py", base_path="lib")
+module("hal.py", base_path="lib")
+module("device.py", base_path="lib")
+module("mqtt_link.py", base_path="lib")
+module("board.py", base_path="lib")
+module("runner.py", base_path="lib")
+module("button_app.py", base_path="lib")
+module("pager_app.py", base_path="lib")
