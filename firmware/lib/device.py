@@ -4,15 +4,19 @@ import rbproto
 FIRMWARE = "0.1.0"
 
 
-def next_epoch(path="epoch"):
-    """Boot epoch: a counter kept in flash and raised at every boot, so sequence numbers restart
-    at 1 without the gateway mistaking them for replays."""
+_CLOCK_SET = 1600000000  # a wall clock below this (Sept 2020) has not been set yet
+
+
+def next_epoch(path="epoch", now_s=0):
+    """Boot epoch: kept in flash and raised at every boot, so sequence numbers restart at 1
+    without the gateway mistaking them for replays. Once the wall clock is set the epoch jumps to
+    the Unix time, so it also stays ahead of an epoch used by hand (redbutton sign)."""
     try:
         with open(path) as f:
             ep = int(f.read())
     except (OSError, ValueError):
         ep = 0
-    ep += 1
+    ep = max(ep + 1, now_s if now_s > _CLOCK_SET else 0)
     with open(path, "w") as f:
         f.write(str(ep))
     return ep

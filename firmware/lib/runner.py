@@ -15,7 +15,7 @@ def run(role, make_app, config_path="config.json"):
     with open(config_path) as f:
         cfg = json.load(f)
     clock = SystemClock()
-    epoch = device.next_epoch()
+    epoch = device.next_epoch(now_s=clock.epoch_s())
     print("BOOT %s %s ep=%d fw=%s" % (role, cfg["device"], epoch, device.FIRMWARE))
     if not join_wifi(cfg, clock):
         print("WIFI failed; the link retries")

@@ -1,0 +1,1 @@
+"""Red Button gateway: routes presses to pagers, escalates, and keeps the service-recovery record."""

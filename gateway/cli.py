@@ -1,0 +1,139 @@
+"""`redbutton`: the command line. Gateway commands live here; other packages add theirs through the
+`redbutton.commands` entry-point group (each entry is a register(subparsers) function)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import FrameType
+
+import rbproto
+
+from .service import Gateway
+from .store import Store
+from .venue import VenueError, load_venue
+
+DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s.%(msecs)03d %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def sigterm_as_interrupt() -> None:
+    """Ctrl-C and `kill` take the same clean way out (finally blocks stop every child)."""
+
+    def raise_interrupt(_sig: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, raise_interrupt)
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    venue = load_venue(args.venue)
+    store = Store(args.db)
+    gw = Gateway(venue, store, args.broker)
+    sigterm_as_interrupt()
+    try:
+        gw.start()
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        gw.stop()
+        store.close()
+    return 0
+
+
+def cmd_venue_check(args: argparse.Namespace) -> int:
+    v = load_venue(args.file)
+    print(f"{args.file}: site {v.site!r} ({v.name}): {len(v.zones)} zones, {len(v.tables)} tables, "
+          f"{len(v.staff)} staff, {len(v.devices)} devices: OK")
+    return 0
+
+
+def parse_field(text: str) -> tuple[str, int | str]:
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, int(value) if value.lstrip("-").isdigit() else value
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    """Print a signed message (and a mosquitto_pub line) for a device in the venue file."""
+    venue = load_venue(args.venue)
+    key = venue.key_for(args.device)
+    if key is None:
+        raise VenueError(f"{args.venue}: device {args.device!r} is not in [[devices]]")
+    fields = rbproto.SCHEMA[args.type][1]
+    body: dict[str, int | str] = {"ep": args.ep or int(time.time()), "seq": args.seq, "ts": int(time.time()),
+                                  "kind": "complaint", "bat": 3900, "rssi": -60, "fw": "manual", "up": 0, "q": 0,
+                                  "inc": 0, "action": "apology", "lvl": 0, "table": "T0", "why": "manual",
+                                  "state": rbproto.DELIVERED}
+    body.update(dict(args.field))
+    unknown = set(dict(args.field)) - set(fields)
+    if unknown:
+        raise VenueError(f"{args.type} has no field {', '.join(sorted(unknown))}; it has {', '.join(fields)}")
+    body = {k: body[k] for k in fields}
+    topic, payload = rbproto.encode(key, venue.site, args.device, args.type, body)
+    if args.quiet:
+        print(payload.decode())
+    else:
+        print(f"topic:   {topic}\npayload: {payload.decode()}\n")
+        print(f"mosquitto_pub -h HOST -p PORT -q 1 -t '{topic}' -m '{payload.decode()}'")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="redbutton", description="Red Button service-recovery alert system")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("gateway", help="run the gateway")
+    g.add_argument("--venue", required=True, type=Path)
+    g.add_argument("--broker", default=DEFAULT_BROKER, help=f"broker URL (default {DEFAULT_BROKER})")
+    g.add_argument("--db", default="redbutton.db", help="SQLite file (default redbutton.db)")
+    g.set_defaults(func=cmd_gateway)
+
+    v = sub.add_parser("venue", help="venue file tools").add_subparsers(dest="venue_command", required=True)
+    vc = v.add_parser("check", help="validate a venue file")
+    vc.add_argument("file", type=Path)
+    vc.set_defaults(func=cmd_venue_check)
+
+    s = sub.add_parser("sign", help="print a signed device message, for mosquitto_pub")
+    s.add_argument("--venue", required=True, type=Path)
+    s.add_argument("--device", required=True)
+    s.add_argument("--type", default="press", choices=[t for t, (d, _f) in rbproto.SCHEMA.items() if d == "evt"])
+    s.add_argument("--ep", type=int, default=0, help="boot epoch (default: the Unix time)")
+    s.add_argument("--seq", type=int, default=1)
+    s.add_argument("--field", action="append", default=[], type=parse_field, metavar="NAME=VALUE")
+    s.add_argument("-q", "--quiet", action="store_true", help="print the payload only")
+    s.set_defaults(func=cmd_sign)
+
+    for ep in entry_points(group="redbutton.commands"):
+        ep.load()(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        return int(args.func(args))
+    except (VenueError, rbproto.ProtocolError) as e:
+        print(f"redbutton: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""The one module that touches the MQTT client: connection, last-will, subscriptions, publishing.
+
+paho-mqtt 2.x with the VERSION2 callback API, speaking MQTT 5 (so an ACL denial comes back as a
+reason code instead of silence). TCP_NODELAY is set in on_socket_open, so every reconnect gets it
+too. The gateway's session is persistent (clean_start=False with a session expiry): while the
+gateway restarts, the broker queues the presses for it."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlparse
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+import rbproto
+
+log = logging.getLogger("redbutton.mqtt")
+
+SESSION_EXPIRY_S = 24 * 3600
+KEEPALIVE_S = 15
+
+Handler = Callable[[str, bytes], None]
+
+
+def parse_broker_url(url: str) -> tuple[str, int]:
+    u = urlparse(url if "://" in url else f"mqtt://{url}")
+    if u.scheme not in ("mqtt", "tcp"):
+        raise ValueError(f"unsupported broker URL scheme {u.scheme!r} (use mqtt://host:port)")
+    return u.hostname or "127.0.0.1", u.port or 1883
+
+
+def set_nodelay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+    """Nagle's algorithm would hold each small publish back for up to ~40 ms."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (AttributeError, OSError):  # websockets or TLS wrappers without setsockopt
+        pass
+
+
+class MqttIO:
+    def __init__(self, broker_url: str, site: str, client_id: str, on_message: Handler) -> None:
+        self.host, self.port = parse_broker_url(broker_url)
+        self.site = site
+        self.on_message = on_message
+        self.connected = threading.Event()
+        self._stopping = False
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        c.on_socket_open = set_nodelay
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+        c.reconnect_delay_set(min_delay=1, max_delay=5)
+        c.max_inflight_messages_set(1000)
+        c.max_queued_messages_set(0)
+        self._status_topic = rbproto.status_topic(site, "gateway")
+        c.will_set(self._status_topic, rbproto.encode_status(rbproto.OFFLINE, "gateway", 0), qos=1, retain=True)
+        self.client = c
+
+    def start(self, timeout: float = 10.0) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        self.client.connect(self.host, self.port, keepalive=KEEPALIVE_S, clean_start=False, properties=props)
+        self.client.loop_start()
+        if not self.connected.wait(timeout):
+            self.stop()
+            raise ConnectionError(f"no MQTT connection to {self.host}:{self.port} within {timeout} s")
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self.connected.is_set():
+            self.client.publish(self._status_topic, rbproto.encode_status(rbproto.OFFLINE, "gateway", 0),
+                                qos=1, retain=True).wait_for_publish(2)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(self, client: mqtt.Client, _ud: Any, _flags: Any, reason: ReasonCode, _props: Any) -> None:
+        if reason.is_failure:
+            log.error("broker refused the connection: %s", reason)
+            return
+        # Subscribe on every connect: the broker may have lost the session.
+        client.subscribe([(rbproto.events_filter(self.site), 1), (rbproto.status_filter(self.site), 1)])
+        client.publish(self._status_topic, rbproto.encode_status(rbproto.ONLINE, "gateway", 0), qos=1, retain=True)
+        log.info("connected to %s:%d", self.host, self.port)
+        self.connected.set()
+
+    def _on_disconnect(self, _c: mqtt.Client, _ud: Any, _flags: Any, reason: ReasonCode, _props: Any) -> None:
+        self.connected.clear()
+        (log.info if self._stopping else log.warning)("disconnected from the broker: %s", reason)
+
+    def _on_message(self, _c: mqtt.Client, _ud: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            self.on_message(msg.topic, msg.payload)
+        except Exception:  # a bug in one message's handling must not stop the gateway
+            log.exception("handler failed on %s", msg.topic)
+
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            # paho keeps QoS 1 messages queued while disconnected; any other error is worth a line.
+            if info.rc != mqtt.MQTT_ERR_NO_CONN:
+                log.error("publish to %s failed: %s", topic, mqtt.error_string(info.rc))

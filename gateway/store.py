@@ -1,0 +1,270 @@
+"""Storage: incidents, their transitions, pages, device registry and replay windows, in SQLite (WAL).
+
+The one module that speaks SQL. Schema changes are migrations appended to MIGRATIONS; the database
+records how many it has applied in PRAGMA user_version."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import incidents
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE incidents (
+        id INTEGER PRIMARY KEY,
+        site TEXT NOT NULL,
+        table_id TEXT NOT NULL,
+        zone TEXT NOT NULL,
+        button TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        state TEXT NOT NULL,
+        level INTEGER NOT NULL DEFAULT 0,
+        presses INTEGER NOT NULL DEFAULT 1,
+        pressed_at REAL NOT NULL,      -- the button's clock: when the customer pressed
+        received_at REAL NOT NULL,     -- the gateway's clock from here on
+        paged_at REAL,
+        acked_at REAL,
+        resolved_at REAL,
+        closed_at REAL,
+        responder TEXT,
+        recovery_action TEXT,
+        compensation TEXT,
+        compensation_cost REAL,
+        root_cause TEXT,
+        notes TEXT,
+        followup_due REAL,
+        followup_result TEXT
+    );
+    CREATE INDEX incidents_active ON incidents (table_id, state);
+    CREATE TABLE transitions (
+        id INTEGER PRIMARY KEY,
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        at REAL NOT NULL,
+        from_state TEXT,
+        to_state TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        cause TEXT NOT NULL
+    );
+    CREATE INDEX transitions_incident ON transitions (incident_id);
+    CREATE TABLE pages (
+        id INTEGER PRIMARY KEY,
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        staff TEXT NOT NULL,
+        pager TEXT NOT NULL,
+        level INTEGER NOT NULL,
+        at REAL NOT NULL,
+        outcome TEXT                   -- acked, declined, cancelled, or NULL while outstanding
+    );
+    CREATE INDEX pages_incident ON pages (incident_id);
+    CREATE TABLE presses (
+        device TEXT NOT NULL,
+        ep INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        kind TEXT NOT NULL,
+        at REAL NOT NULL,
+        PRIMARY KEY (device, ep, seq)
+    );
+    CREATE TABLE replay (
+        device TEXT PRIMARY KEY,
+        ep INTEGER NOT NULL,
+        top INTEGER NOT NULL,
+        bits TEXT NOT NULL             -- hex: the window is 64 bits, wider than SQLite's signed int
+    );
+    CREATE TABLE devices (
+        id TEXT PRIMARY KEY,
+        state TEXT NOT NULL DEFAULT 'unknown',
+        fw TEXT,
+        ep INTEGER,
+        last_seen REAL,
+        battery_mv INTEGER,
+        rssi INTEGER
+    );
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+]
+
+
+@dataclass(frozen=True)
+class Incident:
+    id: int
+    table_id: str
+    zone: str
+    button: str
+    kind: str
+    state: str
+    level: int
+    presses: int
+    pressed_at: float
+    received_at: float
+    paged_at: float | None
+    acked_at: float | None
+    resolved_at: float | None
+    responder: str | None
+    recovery_action: str | None
+
+
+_INCIDENT_COLUMNS = ", ".join(Incident.__dataclass_fields__)
+
+
+class Store:
+    """Thread-safe: the MQTT thread writes, the CLI and tests read, one lock serialises them."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._lock = threading.Lock()
+        self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process crash
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.migrate()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One transaction under the lock: all of it is stored, or none of it."""
+        with self._lock:
+            self.db.execute("BEGIN")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    def migrate(self) -> None:
+        with self._lock:
+            version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
+            for i, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                self.db.executescript(f"BEGIN; {script}; PRAGMA user_version = {i}; COMMIT;")
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    # ---- meta ------------------------------------------------------------------------------
+
+    def next_gateway_epoch(self, now: float) -> int:
+        """A boot epoch for the gateway's commands that only ever grows, even if the clock is set
+        back: max(previous + 1, now)."""
+        with self._lock:
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'gateway_epoch'").fetchone()
+            ep = max(int(row[0]) + 1 if row else 1, int(now))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('gateway_epoch', ?)", (str(ep),))
+            return ep
+
+    # ---- replay windows --------------------------------------------------------------------
+
+    def load_replay(self) -> dict[str, tuple[int, int, int]]:
+        with self._lock:
+            rows = self.db.execute("SELECT device, ep, top, bits FROM replay").fetchall()
+        return {d: (ep, top, int(bits, 16)) for d, ep, top, bits in rows}
+
+    def save_replay(self, device: str, ep: int, top: int, bits: int) -> None:
+        with self._lock:
+            self.db.execute("INSERT OR REPLACE INTO replay VALUES (?, ?, ?, ?)", (device, ep, top, f"{bits:x}"))
+
+    # ---- incidents -------------------------------------------------------------------------
+
+    def _transition(self, inc_id: int, at: float, old: str | None, new: str, actor: str, cause: str) -> None:
+        self.db.execute("INSERT INTO transitions (incident_id, at, from_state, to_state, actor, cause) "
+                        "VALUES (?, ?, ?, ?, ?, ?)", (inc_id, at, old, new, actor, cause))
+
+    def open_incident(self, site: str, table_id: str, zone: str, button: str, kind: str,
+                      pressed_at: float, at: float, press: tuple[int, int]) -> int:
+        """Record a new incident and the press that opened it, in one transaction."""
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO incidents (site, table_id, zone, button, kind, state, pressed_at, received_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (site, table_id, zone, button, kind, incidents.OPEN, pressed_at, at))
+            inc_id = int(cur.lastrowid or 0)
+            self._transition(inc_id, at, None, incidents.OPEN, button, f"press {kind}")
+            db.execute("INSERT INTO presses VALUES (?, ?, ?, ?, ?, ?)", (button, *press, inc_id, kind, at))
+            return inc_id
+
+    def join_incident(self, inc_id: int, button: str, kind: str, at: float, press: tuple[int, int]) -> None:
+        """A repeat press at a table with an active incident: counted, not a new incident."""
+        with self._tx() as db:
+            db.execute("UPDATE incidents SET presses = presses + 1 WHERE id = ?", (inc_id,))
+            db.execute("INSERT INTO presses VALUES (?, ?, ?, ?, ?, ?)", (button, *press, inc_id, kind, at))
+
+    def move(self, inc_id: int, new: str, at: float, actor: str, cause: str, **columns: object) -> None:
+        """Change an incident's state (checked against the lifecycle) and record the transition."""
+        with self._tx() as db:
+            row = db.execute("SELECT state FROM incidents WHERE id = ?", (inc_id,)).fetchone()
+            if row is None:
+                raise incidents.TransitionError(f"no incident {inc_id}")
+            incidents.check(row[0], new)
+            sets = ", ".join(f"{c} = ?" for c in ("state", *columns))
+            db.execute(f"UPDATE incidents SET {sets} WHERE id = ?", (new, *columns.values(), inc_id))
+            self._transition(inc_id, at, row[0], new, actor, cause)
+
+    def add_page(self, inc_id: int, staff: str, pager: str, level: int, at: float) -> None:
+        with self._lock:
+            self.db.execute("INSERT INTO pages (incident_id, staff, pager, level, at) VALUES (?, ?, ?, ?, ?)",
+                            (inc_id, staff, pager, level, at))
+
+    def close_pages(self, inc_id: int, outcome: str, pager: str | None = None) -> list[str]:
+        """Mark outstanding pages of an incident (or of one pager) with an outcome; -> their pagers."""
+        with self._lock:
+            where = "incident_id = ? AND outcome IS NULL" + (" AND pager = ?" if pager else "")
+            args: tuple[object, ...] = (inc_id, pager) if pager else (inc_id,)
+            pagers = [r[0] for r in self.db.execute(f"SELECT pager FROM pages WHERE {where}", args)]
+            self.db.execute(f"UPDATE pages SET outcome = ? WHERE {where}", (outcome, *args))
+            return pagers
+
+    def paged_staff(self, inc_id: int) -> set[str]:
+        with self._lock:
+            return {r[0] for r in self.db.execute("SELECT staff FROM pages WHERE incident_id = ?", (inc_id,))}
+
+    def incident(self, inc_id: int) -> Incident | None:
+        with self._lock:
+            row = self.db.execute(f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (inc_id,)).fetchone()
+        return Incident(*row) if row else None
+
+    def active_incident(self, table_id: str) -> Incident | None:
+        marks = ", ".join("?" * len(incidents.ACTIVE))
+        with self._lock:
+            row = self.db.execute(
+                f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE table_id = ? AND state IN ({marks}) "
+                "ORDER BY id DESC LIMIT 1", (table_id, *incidents.ACTIVE)).fetchone()
+        return Incident(*row) if row else None
+
+    def press_incident(self, device: str, ep: int, seq: int) -> int | None:
+        """The incident a press was recorded in, to answer a re-sent press again."""
+        with self._lock:
+            row = self.db.execute("SELECT incident_id FROM presses WHERE device = ? AND ep = ? AND seq = ?",
+                                  (device, ep, seq)).fetchone()
+        return int(row[0]) if row else None
+
+    def transitions(self, inc_id: int) -> list[tuple[float, str | None, str, str, str]]:
+        with self._lock:
+            return list(self.db.execute(
+                "SELECT at, from_state, to_state, actor, cause FROM transitions WHERE incident_id = ? ORDER BY id",
+                (inc_id,)))
+
+    # ---- device registry -------------------------------------------------------------------
+
+    def device_status(self, device: str, state: str, fw: str, ep: int, at: float) -> None:
+        with self._lock:
+            self.db.execute(
+                "INSERT INTO devices (id, state, fw, ep, last_seen) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET state = excluded.state, fw = excluded.fw, ep = excluded.ep, "
+                "last_seen = excluded.last_seen", (device, state, fw, ep, at))
+
+    def device_heartbeat(self, device: str, at: float, battery_mv: int, rssi: int, fw: str) -> None:
+        with self._lock:
+            self.db.execute(
+                "INSERT INTO devices (id, state, fw, last_seen, battery_mv, rssi) VALUES (?, 'online', ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET fw = excluded.fw, last_seen = excluded.last_seen, "
+                "battery_mv = excluded.battery_mv, rssi = excluded.rssi", (device, fw, at, battery_mv, rssi))
+
+    def device_states(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self.db.execute("SELECT id, state FROM devices").fetchall())

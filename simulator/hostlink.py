@@ -1,0 +1,79 @@
+"""The firmware's radio-link interface (firmware/lib/hal.py Link) on paho-mqtt, for simulated devices.
+
+The device's own mqtt_link.py needs a MicroPython socket; on the host the same interface is served by
+paho, speaking MQTT 3.1.1 with QoS 1, a retained status and last-will as a device does. Received
+commands are queued and handed to the firmware in poll(), on the device's own loop thread, just as
+umqtt's check_msg() does on the board. `up` can be cleared to inject a link fault."""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+import rbproto
+from gateway.mqtt_io import parse_broker_url, set_nodelay
+
+StatusFn = Callable[[str], tuple[str, bytes]]
+
+
+class HostLink:
+    def __init__(self, cfg: dict[str, Any], broker_url: str, status: StatusFn) -> None:
+        self.cfg = cfg
+        self.host, self.port = parse_broker_url(broker_url)
+        self.status = status
+        self.inbox: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
+        self.on_message: Callable[[str, bytes], None] | None = None
+        self.connected = False
+        self.up = True  # False: the radio is out (fault injection); publish fails, nothing is received
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sim-{cfg['device']}", protocol=mqtt.MQTTv311)
+        c.on_socket_open = set_nodelay
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = lambda _c, _u, m: self.inbox.put((m.topic, m.payload))
+        if cfg.get("mqtt_user"):
+            c.username_pw_set(cfg["mqtt_user"], cfg.get("mqtt_password"))
+        topic, will = status(rbproto.OFFLINE)
+        c.will_set(topic, will, qos=1, retain=True)
+        self.client = c
+
+    def start(self, on_message: Callable[[str, bytes], None]) -> None:
+        self.on_message = on_message
+        self.client.connect_async(self.host, self.port, keepalive=30)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(self, c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        if reason.is_failure:
+            return
+        c.subscribe(rbproto.commands_filter(self.cfg["site"], self.cfg["device"]), qos=1)
+        topic, online = self.status(rbproto.ONLINE)
+        c.publish(topic, online, qos=1, retain=True)
+        self.connected = True
+
+    def _on_disconnect(self, *_args: Any) -> None:
+        self.connected = False
+
+    def is_up(self) -> bool:
+        return self.up and self.connected
+
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> bool:
+        if not self.is_up():
+            return False
+        return self.client.publish(topic, payload, qos=1, retain=retain).rc == mqtt.MQTT_ERR_SUCCESS
+
+    def poll(self) -> None:
+        while True:
+            try:
+                topic, payload = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            if self.up and self.on_message is not None:
+                self.on_message(topic, payload)
