@@ -46,7 +46,8 @@ class MqttLink:
         return self._client is not None
 
     def _deliver(self, topic, payload):
-        self._on_message(topic.decode(), payload)
+        # start() sets _on_message before _connect() registers this callback; mypy only sees None
+        self._on_message(topic.decode(), payload)  # type: ignore[misc]
 
     def _connect(self):
         cfg = self.cfg

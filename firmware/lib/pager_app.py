@@ -76,7 +76,8 @@ class PagerApp:
         # MicroPython's sort is not stable: arrival order (the index in self.alerts) breaks ties,
         # so the device shows alerts of equal urgency in the same order as CPython does.
         alerts = self.alerts
-        return sorted(alerts, key=lambda a: (a.acked, -a.level, -self.clock.diff(now, a.t_ms), alerts.index(a)))
+        return sorted(alerts, key=lambda a: (a.acked, -a.level, -self.clock.diff(now, a.t_ms),
+                                             alerts.index(a)))
 
     def line(self, a, now):
         age = self.clock.diff(now, a.t_ms) // 1000

@@ -1,0 +1,50 @@
+"""The newcomer's commands: `redbutton sign` piped into mosquitto_pub, and `redbutton demo --once`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import DEMO_VENUE
+from gateway.broker import Mosquitto
+from gateway.service import Gateway
+from gateway.store import Store
+from waiting import wait_until
+
+BIN = Path(sys.executable).parent
+
+
+def test_signed_press_from_mosquitto_pub_opens_an_incident(broker: Mosquitto, tmp_path: Path) -> None:
+    pub = shutil.which("mosquitto_pub")
+    if pub is None:
+        pytest.fail("mosquitto_pub is missing: `make setup` installs mosquitto-clients")
+    from gateway.venue import load_venue
+
+    venue = load_venue(DEMO_VENUE)  # site "demo": this test owns that site on the shared broker
+    store = Store(tmp_path / "x.db")
+    gw = Gateway(venue, store, broker.url).start()
+    try:
+        out = subprocess.run([BIN / "redbutton", "sign", "--venue", DEMO_VENUE, "--device", "btn-t14", "-q"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+        subprocess.run([pub, "-p", str(broker.port), "-q", "1", "-t", "rb/v1/demo/btn-t14/evt/press", "-m", out],
+                       check=True)
+        inc = wait_until(lambda: store.active_incident("T14"), what="incident at T14")
+        assert inc.kind == "complaint"
+    finally:
+        gw.stop()
+        store.close()
+
+
+def test_demo_once_runs_every_step_and_leaves_no_process() -> None:
+    proc = subprocess.run([BIN / "redbutton", "demo", "--once"], capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for step in ("pager buzzes", "button shows 'acknowledged'", "SQLite: incident 1 acknowledged by ana",
+                 "every step happened", "stopped: devices, gateway, broker"):
+        assert step in proc.stdout, proc.stdout
+    port = proc.stdout.split("mqtt://127.0.0.1:")[1].split()[0]
+    left = subprocess.run(["pgrep", "-f", f"rb-demo-.*mosquitto.conf"], capture_output=True, text=True)
+    assert left.stdout.strip() == "", f"mosquitto of the demo (port {port}) is still running"

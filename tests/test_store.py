@@ -1,0 +1,45 @@
+"""The store: migrations, the lifecycle it enforces, and the gateway epoch."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from gateway import incidents, store
+from gateway.store import Store
+
+
+def test_migrations_apply_once_and_record_the_version(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    Store(path).close()
+    Store(path).close()  # re-opening applies nothing twice
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(store.MIGRATIONS)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_an_illegal_transition_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    s = Store(tmp_path / "x.db")
+    inc = s.open_incident("demo", "T1", "dining", "btn-t1", "complaint", 1.0, 2.0, (1, 1))
+    s.move(inc, incidents.CANCELLED, 3.0, "btn-t1", "customer cancelled")
+    with pytest.raises(incidents.TransitionError):
+        s.move(inc, incidents.PAGED, 4.0, "gateway", "late page")
+    assert s.incident(inc).state == incidents.CANCELLED  # type: ignore[union-attr]
+    assert [t[2] for t in s.transitions(inc)] == ["open", "cancelled"]
+
+
+def test_gateway_epoch_grows_even_when_the_clock_goes_back(tmp_path: Path) -> None:
+    s = Store(tmp_path / "x.db")
+    first = s.next_gateway_epoch(2_000_000_000)
+    assert s.next_gateway_epoch(1_000_000_000) == first + 1
+
+
+def test_a_press_is_recorded_once(tmp_path: Path) -> None:
+    s = Store(tmp_path / "x.db")
+    inc = s.open_incident("demo", "T1", "dining", "btn-t1", "complaint", 1.0, 2.0, (1, 1))
+    with pytest.raises(sqlite3.IntegrityError):
+        s.join_incident(inc, "btn-t1", "complaint", 3.0, (1, 1))
+    assert s.incident(inc).presses == 1  # type: ignore[union-attr]
+    assert s.press_incident("btn-t1", 1, 1) == inc

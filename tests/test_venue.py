@@ -1,0 +1,61 @@
+"""The venue file: the demo loads, and every defect is named by its key."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import DEMO_VENUE, demo_doc
+from gateway import router
+from gateway.cli import main
+from gateway.venue import VenueError, load_venue, parse_venue
+
+
+def test_demo_venue_loads() -> None:
+    v = load_venue(DEMO_VENUE)
+    assert v.table_by_button["btn-t12"].id == "T12"
+    assert v.staff_by_pager["pgr-ana"].id == "ana"
+
+
+def broken(change: Any) -> str:
+    doc = copy.deepcopy(demo_doc())
+    change(doc)
+    with pytest.raises(VenueError) as e:
+        parse_venue(doc, "venue.toml")
+    return str(e.value)
+
+
+@pytest.mark.parametrize(("change", "names"), [
+    (lambda d: d.pop("site"), "venue.toml: site: missing"),
+    (lambda d: d["tables"][0].update(zone="cellar"), "tables[0].zone: zone 'cellar' is not in [[zones]]"),
+    (lambda d: d["tables"][1].update(button="btn-t1"), "button 'btn-t1' is on both T1 and T2"),
+    (lambda d: d["tables"][0].update(button="pgr-ana"), "tables[0].button: device 'pgr-ana' is a pager"),
+    (lambda d: d["staff"][0].update(pager="pgr-none"), "staff[0].pager: device 'pgr-none' is not in [[devices]]"),
+    (lambda d: d["devices"][0].update(key="abc"), "devices[0].key: expected 64 hex digits"),
+    (lambda d: d["devices"][0].update(role="toaster"), "devices[0].role: 'toaster' is not one of"),
+    (lambda d: d["staff"][0].update(on_duty="yes"), "staff[0].on_duty: expected bool, got str"),
+    (lambda d: d["tables"][0].update(responder="zed"), "tables[0].responder: staff 'zed' is not in [[staff]]"),
+    (lambda d: d.update(zones=[]), "zones: a venue needs at least one zone"),
+])
+def test_defects_are_named_by_their_key(change: Any, names: str) -> None:
+    assert names in broken(change)
+
+
+def test_venue_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["venue", "check", str(DEMO_VENUE)]) == 0
+    assert "4 tables" in capsys.readouterr().out
+    bad = tmp_path / "bad.toml"
+    bad.write_text("site = 'x'\n[[zones]\n")
+    assert main(["venue", "check", str(bad)]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+
+
+def test_routing_prefers_the_tables_responder_and_skips_offline_pagers() -> None:
+    v = load_venue(DEMO_VENUE)
+    t12 = v.tables["T12"]
+    assert [s.id for s in router.candidates(v, t12, {})] == ["ana", "ben", "mia"]
+    assert [s.id for s in router.candidates(v, t12, {"pgr-ana": "offline", "pgr-mia": "online"})] == ["mia", "ben"]
+    assert [s.id for s in router.candidates(v, v.tables["T1"], {}, exclude={"ben"})] == ["mia"]
