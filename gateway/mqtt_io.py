@@ -65,7 +65,7 @@ class MqttIO:
         self.client = c
 
     def start(self, timeout: float = 10.0) -> None:
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = SESSION_EXPIRY_S
         self.client.connect(self.host, self.port, keepalive=KEEPALIVE_S, clean_start=False, properties=props)
         self.client.loop_start()
@@ -97,13 +97,12 @@ class MqttIO:
 
     def _on_message(self, _c: mqtt.Client, _ud: Any, msg: mqtt.MQTTMessage) -> None:
         try:
-            self.on_message(msg.topic, msg.payload)
+            self.on_message(msg.topic, bytes(msg.payload))
         except Exception:  # a bug in one message's handling must not stop the gateway
             log.exception("handler failed on %s", msg.topic)
 
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
         info = self.client.publish(topic, payload, qos=1, retain=retain)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            # paho keeps QoS 1 messages queued while disconnected; any other error is worth a line.
-            if info.rc != mqtt.MQTT_ERR_NO_CONN:
-                log.error("publish to %s failed: %s", topic, mqtt.error_string(info.rc))
+        # paho keeps QoS 1 messages queued while disconnected; any other error is worth a line.
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            log.error("publish to %s failed: %s", topic, mqtt.error_string(info.rc))

@@ -121,7 +121,7 @@ class VirtualButton(VirtualDevice):
 
     @property
     def colour(self) -> tuple[int, int, int]:
-        return tuple(self.hw._np.shown[0])  # type: ignore[return-value]
+        return tuple(self.hw._np.shown[0])
 
 
 class VirtualPager(VirtualDevice):

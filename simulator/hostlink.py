@@ -34,7 +34,7 @@ class HostLink:
         c.on_socket_open = set_nodelay
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
-        c.on_message = lambda _c, _u, m: self.inbox.put((m.topic, m.payload))
+        c.on_message = lambda _c, _u, m: self.inbox.put((m.topic, bytes(m.payload)))
         if cfg.get("mqtt_user"):
             c.username_pw_set(cfg["mqtt_user"], cfg.get("mqtt_password"))
         topic, will = status(rbproto.OFFLINE)

@@ -46,5 +46,5 @@ def test_demo_once_runs_every_step_and_leaves_no_process() -> None:
                  "every step happened", "stopped: devices, gateway, broker"):
         assert step in proc.stdout, proc.stdout
     port = proc.stdout.split("mqtt://127.0.0.1:")[1].split()[0]
-    left = subprocess.run(["pgrep", "-f", f"rb-demo-.*mosquitto.conf"], capture_output=True, text=True)
+    left = subprocess.run(["pgrep", "-f", "rb-demo-.*mosquitto.conf"], capture_output=True, text=True)
     assert left.stdout.strip() == "", f"mosquitto of the demo (port {port}) is still running"

@@ -9,7 +9,6 @@ import rbproto
 from gateway import incidents
 from gateway.service import Gateway
 from gateway.store import Store
-
 from waiting import wait_until
 
 GREEN = (0, 255, 0)

@@ -1,7 +1,8 @@
 # The tabletop button: gestures become signed events; the gateway's feedback becomes LED patterns.
-import rbproto
 from gesture import DOUBLE, LONG, SHORT, Gesture
 from pattern import PatternPlayer
+
+import rbproto
 
 OFF = (0, 0, 0)
 _BLUE = (0, 0, 255)

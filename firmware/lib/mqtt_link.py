@@ -1,8 +1,9 @@
 # The MQTT-over-WiFi radio link (hal.Link) on umqtt.simple: QoS 1, last-will, reconnect with backoff.
 import socket
 
-import rbproto
 from umqtt.simple import MQTTClient
+
+import rbproto
 
 KEEPALIVE_S = 30
 _BACKOFF_MS = (500, 1000, 2000, 5000, 10000)

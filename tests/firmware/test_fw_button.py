@@ -1,6 +1,5 @@
 # ButtonApp: a debounced press becomes one signed event; signed feedback drives the LED.
 # MicroPython subset: runs under pytest and inside MicroPython (tests/mpy/run_tests.mjs).
-import rbproto
 from button_app import (
     ACK_SHOW_MS,
     DELIVER_TIMEOUT_MS,
@@ -10,6 +9,8 @@ from button_app import (
 )
 from clock import ManualClock
 from device import Messenger
+
+import rbproto
 
 SITE = "cafe"
 DEVICE = "btn-t12"

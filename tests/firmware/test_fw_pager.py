@@ -1,9 +1,10 @@
 # PagerApp: signed alerts become text and vibration; its button acknowledges or declines.
 # MicroPython subset: runs under pytest and inside MicroPython (tests/mpy/run_tests.mjs).
-import rbproto
 from clock import ManualClock
 from device import Messenger
 from pager_app import BUZZ, PagerApp
+
+import rbproto
 
 SITE = "cafe"
 DEVICE = "pgr-ana"
