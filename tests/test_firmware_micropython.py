@@ -300,7 +300,6 @@ def test_no_cpython_only_constructs(path: Path) -> None:
     'print(rf"{x=}")\n',
     'print(f"""\n{x=}\n""")\n',
     'print("plain " f"{x=}")\n',
-    'print(f"{x:{w=}}")\n',
 ])
 def test_detector_flags_fstring_debug_specifier(source: str) -> None:
     found = cpython_only_constructs(source)

@@ -5,9 +5,6 @@ import json
 
 import rbproto
 
-# Where the vectors are: next to this folder on the host (tests/vectors/v1.json), or where the
-# MicroPython runner copies them (/vectors/v1.json).
-
 
 def _here():
     f = globals().get("__file__", "").replace("\\", "/")
@@ -16,6 +13,8 @@ def _here():
 
 
 def vectors_path():
+    """tests/vectors/v1.json next to this folder on the host; /vectors/v1.json inside MicroPython,
+    where tests/mpy/run_tests.mjs copies it."""
     candidates = (
         _here() + "/../vectors/v1.json",
         "/vectors/v1.json",

@@ -160,11 +160,12 @@ async function main() {
     copyInto(mp, "/vectors", json.map((f) => [path.join(vectors, f), f]));
   }
   copyInto(mp, "/tests", modules.map((m) => [m.file, `${m.name}.py`]));
-  mp.FS.writeFile("/_rb_harness.py", HARNESS);
+  mp.FS.mkdirTree("/harness");
+  mp.FS.writeFile("/harness/_rb_harness.py", HARNESS);
 
   let harness;
   try {
-    mp.runPython("import sys\nsys.path.insert(0, '/')\nimport _rb_harness");
+    mp.runPython("import sys\nsys.path.insert(0, '/harness')\nimport _rb_harness");
     harness = mp.pyimport("_rb_harness");
     for (const m of modules) {
       if (m.tests.length === 0) process.stderr.write(`warning: no test functions in ${m.file}\n`);
