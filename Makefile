@@ -8,15 +8,22 @@ MPY_WASM_VERSION := 1.27.0
 STUBS := $(VENV)/esp32-stubs
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup test demo lint firmware-check bench clean
+.PHONY: setup system-deps test demo lint firmware-check clean
 
-setup: $(VENV)/.installed $(MPY_WASM) $(STUBS)/.installed
-	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || { \
-	  echo "installing mosquitto"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq mosquitto mosquitto-clients; }
-	@command -v node >/dev/null || { \
-	  echo "installing Node.js"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs npm; }
+setup: system-deps $(VENV)/.installed $(MPY_WASM) $(STUBS)/.installed
+
+# The broker, its command-line clients (used by tests and the README's recipe) and Node.js (which
+# runs the MicroPython WebAssembly interpreter), from Debian's packages when any is missing.
+system-deps:
+	@missing=""; \
+	{ command -v mosquitto || test -x /usr/sbin/mosquitto; } >/dev/null || missing="$$missing mosquitto"; \
+	command -v mosquitto_pub >/dev/null || missing="$$missing mosquitto-clients"; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing with apt-get"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
+	fi
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -29,8 +36,8 @@ $(MPY_WASM):
 	npm install --prefix $(NODE_DIR) --no-audit --no-fund --loglevel=error \
 	  @micropython/micropython-webassembly-pyscript@$(MPY_WASM_VERSION)
 
-$(STUBS)/.installed: $(VENV)/.installed
-	$(PY) -m pip install -q --target $(STUBS) micropython-esp32-stubs
+$(STUBS)/.installed: | $(VENV)/.installed
+	$(PY) -m pip install -q --upgrade --target $(STUBS) micropython-esp32-stubs
 	touch $@
 
 test: setup

@@ -65,8 +65,10 @@ class Mosquitto:
     def start(self, timeout: float = 10.0) -> Mosquitto:
         conf = self.dir / "mosquitto.conf"
         conf.write_text(CONFIG.format(port=self.port, dir=self.dir))
-        self.proc = subprocess.Popen([find_mosquitto(), "-c", str(conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # A session of its own: Ctrl-C in a terminal reaches the process that owns the broker, which
+        # stops its clients first and the broker last, instead of killing the broker under them.
+        self.proc = subprocess.Popen([find_mosquitto(), "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -32,6 +32,7 @@ class HostLink:
         self.up = True  # False: the radio is out (fault injection); publish fails, nothing is received
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sim-{cfg['device']}", protocol=mqtt.MQTTv311)
         c.on_socket_open = set_nodelay
+        c.reconnect_delay_set(min_delay=1, max_delay=5)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = lambda _c, _u, m: self.inbox.put((m.topic, bytes(m.payload)))
