@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +49,25 @@ def test_demo_once_runs_every_step_and_leaves_no_process() -> None:
     port = proc.stdout.split("mqtt://127.0.0.1:")[1].split()[0]
     left = subprocess.run(["pgrep", "-f", "rb-demo-.*mosquitto.conf"], capture_output=True, text=True)
     assert left.stdout.strip() == "", f"mosquitto of the demo (port {port}) is still running"
+
+
+def test_interrupted_demo_stops_everything() -> None:
+    """Ctrl-C on `make demo`: the demo stops its devices, gateway and broker, and exits."""
+    proc = subprocess.Popen([BIN / "redbutton", "demo"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "The venue keeps running" in line:
+            break
+    else:
+        raise AssertionError("demo ended before it was running: " + "".join(lines))
+    broker_dir = next(ln.split("SQLite ")[1].rsplit("/", 1)[0] for ln in lines if "SQLite " in ln)
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, rest
+    assert "stopped: devices, gateway, broker" in rest
+    left = subprocess.run(["pgrep", "-f", f"{broker_dir}/broker/mosquitto.conf"], capture_output=True, text=True)
+    assert left.stdout.strip() == "", "the demo's mosquitto outlived it"
+    assert not Path(broker_dir).exists(), "the demo's temporary folder was left behind"
