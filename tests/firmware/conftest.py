@@ -7,7 +7,10 @@ the only part of the folder the device runner does not load."""
 import sys
 from pathlib import Path
 
-FIRMWARE_LIB = Path(__file__).resolve().parents[2] / "firmware" / "lib"
+HERE = Path(__file__).resolve().parent
+FIRMWARE_LIB = HERE.parents[1] / "firmware" / "lib"
 
-if str(FIRMWARE_LIB) not in sys.path:
-    sys.path.insert(0, str(FIRMWARE_LIB))
+# firmware modules, and the tests' own helpers (fakes.py), by bare name as on the device runner
+for folder in (FIRMWARE_LIB, HERE):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))

@@ -9,6 +9,7 @@ from button_app import (
 )
 from clock import ManualClock
 from device import Messenger
+from fakes import FakeLink, Recorder
 
 import rbproto
 
@@ -26,46 +27,6 @@ RED = (255, 0, 0)
 WHITE = (255, 255, 255)
 
 
-class FakeLink:
-    """hal.Link that records what is published and lets the test deliver commands."""
-
-    def __init__(self, up=True):
-        self.sent = []  # (topic, payload, retain)
-        self.on_message = None
-        self.up = up
-        self.polls = 0
-
-    def start(self, on_message):
-        self.on_message = on_message
-
-    def publish(self, topic, payload, retain=False):
-        if not self.up:
-            return False
-        self.sent.append((topic, payload, retain))
-        return True
-
-    def poll(self):
-        self.polls += 1
-
-    def is_up(self):
-        return self.up
-
-    def deliver(self, topic, payload):
-        self.on_message(topic, payload)
-
-
-class Led:
-    def __init__(self):
-        self.calls = []
-
-    def __call__(self, rgb):
-        self.calls.append(rgb)
-
-    @property
-    def value(self):
-        return self.calls[-1] if self.calls else None
-
-
 class Rig:
     """A ButtonApp on a manual clock with a fake link, LED and pin."""
 
@@ -75,7 +36,7 @@ class Rig:
         self.log = []
         cfg = {"site": SITE, "device": DEVICE, "key": KEY_HEX}
         self.msgr = Messenger(cfg, EPOCH, self.clock, self.link, log=self.log.append)
-        self.led = Led()
+        self.led = Recorder()
         self.held = False
         self.app = ButtonApp(self.msgr, self.clock, self.is_held, self.led, self.battery,
                              log=self.log.append)

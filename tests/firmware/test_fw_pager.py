@@ -2,6 +2,7 @@
 # MicroPython subset: runs under pytest and inside MicroPython (tests/mpy/run_tests.mjs).
 from clock import ManualClock
 from device import Messenger
+from fakes import FakeLink, Recorder
 from pager_app import BUZZ, PagerApp
 
 import rbproto
@@ -13,42 +14,6 @@ KEY = rbproto.key_from_hex(KEY_HEX)
 EPOCH = 9
 GATEWAY_EP = 1767220000
 TICK_MS = 10
-
-
-class FakeLink:
-    """hal.Link that records what is published and lets the test deliver commands."""
-
-    def __init__(self, up=True):
-        self.sent = []  # (topic, payload, retain)
-        self.on_message = None
-        self.up = up
-
-    def start(self, on_message):
-        self.on_message = on_message
-
-    def publish(self, topic, payload, retain=False):
-        if not self.up:
-            return False
-        self.sent.append((topic, payload, retain))
-        return True
-
-    def poll(self):
-        pass
-
-    def is_up(self):
-        return self.up
-
-
-class Recorder:
-    def __init__(self):
-        self.calls = []
-
-    def __call__(self, value):
-        self.calls.append(value)
-
-    @property
-    def value(self):
-        return self.calls[-1] if self.calls else None
 
 
 class FakeDisplay:

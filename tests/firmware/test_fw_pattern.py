@@ -1,23 +1,10 @@
 # PatternPlayer: timed output steps, one-shot and looping, on a manual clock.
 # MicroPython subset: runs under pytest and inside MicroPython (tests/mpy/run_tests.mjs).
 from clock import ManualClock
+from fakes import Recorder
 from pattern import PatternPlayer
 
 STEPS = (("a", 100), ("b", 200))
-
-
-class Recorder:
-    """An output callable that remembers every value it was given."""
-
-    def __init__(self):
-        self.calls = []
-
-    def __call__(self, value):
-        self.calls.append(value)
-
-    @property
-    def value(self):
-        return self.calls[-1] if self.calls else None
 
 
 def make():

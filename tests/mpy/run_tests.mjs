@@ -160,6 +160,11 @@ async function main() {
     copyInto(mp, "/vectors", json.map((f) => [path.join(vectors, f), f]));
   }
   copyInto(mp, "/tests", modules.map((m) => [m.file, `${m.name}.py`]));
+  // helper modules beside the tests (fakes.py, ...): everything but tests, conftest and __init__
+  const helperDir = path.join(repo, "tests", "firmware");
+  const helpers = fs.readdirSync(helperDir)
+    .filter((f) => f.endsWith(".py") && !/^(test_|conftest\.py$|__init__\.py$)/.test(f));
+  copyInto(mp, "/tests", helpers.map((f) => [path.join(helperDir, f), f]));
   mp.FS.mkdirTree("/harness");
   mp.FS.writeFile("/harness/_rb_harness.py", HARNESS);
 
