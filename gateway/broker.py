@@ -4,11 +4,14 @@ Used by `make demo`, the tests and the benchmarks, so all of them run the same b
 - set_tcp_nodelay: without it a QoS 1 round trip costs ~88 ms instead of ~0.5 ms (Nagle);
 - max_queued_messages 0: mosquitto's default of 1000 silently drops QoS 1 messages for a slow
   subscriber while still acknowledging the publisher, which would lose presses;
-- persistence on, so queued messages survive a broker restart.
+- persistence on, so queued messages survive a broker restart;
+- `user` is whoever starts it: run as root, mosquitto would otherwise switch to the `mosquitto`
+  user, which cannot write its log and persistence file into our private folder.
 """
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import socket
@@ -18,6 +21,7 @@ import time
 from pathlib import Path
 
 CONFIG = """\
+user {user}
 listener {port} 127.0.0.1
 allow_anonymous true
 set_tcp_nodelay true
@@ -64,7 +68,7 @@ class Mosquitto:
 
     def start(self, timeout: float = 10.0) -> Mosquitto:
         conf = self.dir / "mosquitto.conf"
-        conf.write_text(CONFIG.format(port=self.port, dir=self.dir))
+        conf.write_text(CONFIG.format(user=getpass.getuser(), port=self.port, dir=self.dir))
         # A session of its own: Ctrl-C in a terminal reaches the process that owns the broker, which
         # stops its clients first and the broker last, instead of killing the broker under them.
         self.proc = subprocess.Popen([find_mosquitto(), "-c", str(conf)], stdout=subprocess.DEVNULL,
