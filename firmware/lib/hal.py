@@ -30,12 +30,3 @@ class Link:
 
     def is_up(self):
         raise NotImplementedError
-
-
-def no_output(_value):
-    """Stands in for a part a board does not have (an LED, a motor)."""
-
-
-class NoDisplay:
-    def show(self, lines):
-        pass

@@ -1,4 +1,4 @@
-"""`machine` for the simulator: Pin, ADC, I2C, PWM with levels a simulated person can set.
+"""`machine` for the simulator: Pin, ADC and I2C, with levels a simulated person can set.
 
 Differences covered: there are no pins on the host, so a Pin holds its level in memory; an input
 with PULL_UP reads 1 until sim_level() sets it; ADC.read_uv() returns sim_uv (a full battery
@@ -49,23 +49,3 @@ class ADC:
 class I2C:
     def __init__(self, bus_id: int, **_kw: Any) -> None:
         self.id = bus_id
-
-
-class PWM:
-    def __init__(self, pin: Pin, freq: int = 0, duty_u16: int = 0) -> None:
-        self.pin = pin
-        self.duty = duty_u16
-
-    def duty_u16(self, d: int | None = None) -> int | None:
-        if d is None:
-            return self.duty
-        self.duty = d
-        return None
-
-
-def unique_id() -> bytes:
-    return b"\x00sim\x00\x01"
-
-
-def reset() -> None:
-    raise SystemExit("machine.reset() in the simulator")
