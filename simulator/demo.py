@@ -8,7 +8,6 @@ finger went down. With --once the command exits 0 only if every step happened.""
 from __future__ import annotations
 
 import logging
-import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -32,15 +31,22 @@ class Script:
     def __init__(self, out: Callable[[str], None]) -> None:
         self.out = out
         self.t0 = time.time()
-        self.failed: list[str] = []
 
     def step(self, what: str, at: float | None = None) -> None:
         ms = ((at or time.time()) - self.t0) * 1000
         self.out(f"  {ms:9.1f} ms  {what}")
 
     def fail(self, what: str) -> None:
-        self.failed.append(what)
         self.out(f"  FAILED     {what}")
+
+    def expect(self, dev: Any, pattern: str, what: str, extra: Callable[[], str] = str) -> str | None:
+        """Wait for a device's log line; print the step at its time, or the failure. -> the line."""
+        hit = dev.wait_for(pattern, STEP_TIMEOUT_S)
+        if hit is None:
+            self.fail(what)
+            return None
+        self.step(what + extra(), hit[0])
+        return str(hit[1])
 
 
 def scripted_call(sim: SimulatedVenue, store: Store, venue: Venue, table_id: str,
@@ -55,32 +61,20 @@ def scripted_call(sim: SimulatedVenue, store: Store, venue: Venue, table_id: str
         f"{staff_id} wears {pager.id}.")
     s.step(f"finger on {button.id}")
     button.press()
-    steps: list[tuple[Any, str, str]] = [
-        (button, r"PRESS seq=\d+ kind=\w+ sent", "button sent a signed press"),
-        (pager, r"ALERT inc=(\d+) shown", "pager buzzes"),
-        (button, r"FEEDBACK delivered", "button shows 'delivered' (steady blue): the call was heard"),
-    ]
-    inc_id = 0
-    for dev, pattern, what in steps:
-        hit = dev.wait_for(pattern, STEP_TIMEOUT_S)
-        if hit is None:
-            s.fail(what)
-            return False
-        m = re.search(r"inc=(\d+)", hit[1])
-        inc_id = int(m.group(1)) if m else inc_id
-        extra = f": {' | '.join(pager.screen)}" if dev is pager else ""
-        s.step(what + extra, hit[0])
+    if not s.expect(button, r"PRESS seq=\d+ kind=\w+ sent", "button sent a signed press"):
+        return False
+    alert = s.expect(pager, r"ALERT inc=\d+ shown", "pager buzzes", lambda: f": {' | '.join(pager.screen)}")
+    if not alert:
+        return False
+    inc_id = int(alert.split("inc=")[1].split()[0])
+    if not s.expect(button, r"FEEDBACK delivered", "button shows 'delivered' (steady blue): the call was heard"):
+        return False
     s.step(f"{staff_id} presses the pager's button to acknowledge")
     pager.press()
-    for dev, pattern, what in [
-        (pager, rf"ACK inc={inc_id} seq=\d+ sent", "pager sent the acknowledgement"),
-        (button, r"FEEDBACK acknowledged", "button shows 'acknowledged' (green pulse): someone is coming"),
-    ]:
-        hit = dev.wait_for(pattern, STEP_TIMEOUT_S)
-        if hit is None:
-            s.fail(what)
-            return False
-        s.step(what, hit[0])
+    if not (s.expect(pager, rf"ACK inc={inc_id} seq=\d+ sent", "pager sent the acknowledgement")
+            and s.expect(button, r"FEEDBACK acknowledged",
+                         "button shows 'acknowledged' (green pulse): someone is coming")):
+        return False
     inc = store.incident(inc_id)
     if inc is None or inc.paged_at is None or inc.acked_at is None:
         s.fail(f"incident {inc_id} with press, page and ack times in SQLite")
