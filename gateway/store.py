@@ -251,19 +251,19 @@ class Store:
 
     # ---- device registry -------------------------------------------------------------------
 
-    def device_status(self, device: str, state: str, fw: str, ep: int, at: float) -> None:
+    def _upsert_device(self, device: str, **columns: object) -> None:
+        names = ", ".join(columns)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns)
         with self._lock:
-            self.db.execute(
-                "INSERT INTO devices (id, state, fw, ep, last_seen) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET state = excluded.state, fw = excluded.fw, ep = excluded.ep, "
-                "last_seen = excluded.last_seen", (device, state, fw, ep, at))
+            self.db.execute(f"INSERT INTO devices (id, {names}) VALUES (?{', ?' * len(columns)}) "
+                            f"ON CONFLICT (id) DO UPDATE SET {updates}", (device, *columns.values()))
+
+    def device_status(self, device: str, state: str, fw: str, ep: int, at: float) -> None:
+        self._upsert_device(device, state=state, fw=fw, ep=ep, last_seen=at)
 
     def device_heartbeat(self, device: str, at: float, battery_mv: int, rssi: int, fw: str) -> None:
-        with self._lock:
-            self.db.execute(
-                "INSERT INTO devices (id, state, fw, last_seen, battery_mv, rssi) VALUES (?, 'online', ?, ?, ?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET fw = excluded.fw, last_seen = excluded.last_seen, "
-                "battery_mv = excluded.battery_mv, rssi = excluded.rssi", (device, fw, at, battery_mv, rssi))
+        """A heartbeat proves the device is online, whatever its last status said."""
+        self._upsert_device(device, state="online", fw=fw, last_seen=at, battery_mv=battery_mv, rssi=rssi)
 
     def device_states(self) -> dict[str, str]:
         with self._lock:

@@ -43,3 +43,13 @@ def test_a_press_is_recorded_once(tmp_path: Path) -> None:
         s.join_incident(inc, "btn-t1", "complaint", 3.0, (1, 1))
     assert s.incident(inc).presses == 1  # type: ignore[union-attr]
     assert s.press_incident("btn-t1", 1, 1) == inc
+
+
+def test_a_heartbeat_marks_a_device_online_as_the_gateway_does(tmp_path: Path) -> None:
+    """The gateway reloads device states from here at start: they must match what it acted on."""
+    s = Store(tmp_path / "x.db")
+    s.device_status("pgr-ana", "offline", "0.1.0", 3, 1.0)
+    s.device_heartbeat("pgr-ana", 2.0, 3900, -60, "0.1.0")
+    assert s.device_states() == {"pgr-ana": "online"}
+    s.device_status("pgr-ana", "offline", "0.1.0", 3, 3.0)
+    assert s.device_states() == {"pgr-ana": "offline"}
