@@ -76,6 +76,8 @@ def cmd_sign(args: argparse.Namespace) -> int:
     fields = rbproto.SCHEMA[args.type][1]
     body: dict[str, int | str] = {"ep": args.ep or int(time.time()), "seq": args.seq, "ts": int(time.time()),
                                   "kind": "complaint", "bat": 3900, "rssi": -60, "fw": "manual", "up": 0, "q": 0,
+                                  "cv": 0, "on": 1, "age": 0, "hb": 300, "rebuzz": 30, "gest": "short=complaint",
+                                  "acts": "apology",
                                   "inc": 0, "action": "apology", "lvl": 0, "table": "T0", "why": "manual",
                                   "state": rbproto.DELIVERED}
     body.update(dict(args.field))

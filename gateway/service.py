@@ -34,6 +34,13 @@ FEEDBACK_FOR_STATE = {
 }
 
 
+def wait_s(inc: Incident, now: float) -> int:
+    """Seconds the customer has waited: from the button's own press time (a press queued while the
+    link was down keeps it), or from receipt when the button's clock looks unset or ahead."""
+    start = inc.pressed_at if 0 < now - inc.pressed_at < 86400 else inc.received_at
+    return max(0, int(now - start))
+
+
 class Gateway:
     def __init__(self, venue: Venue, store: Store, broker_url: str, clock: Clock | None = None,
                  counters: Counters | None = None) -> None:
@@ -158,7 +165,8 @@ class Gateway:
             self._feedback(inc.button, inc_id, rbproto.ERROR)
             return
         staff = found[0]
-        self._send(staff.pager, "alert", {"inc": inc_id, "table": table.id, "kind": inc.kind, "lvl": level})
+        self._send(staff.pager, "alert", {"inc": inc_id, "table": table.id, "kind": inc.kind, "lvl": level,
+                                          "age": wait_s(inc, now)})
         self.store.add_page(inc_id, staff.id, staff.pager, level, now)
         first = {"paged_at": now} if inc.paged_at is None else {}
         self.store.move(inc_id, incidents.PAGED, now, "gateway", f"paged {staff.id}", level=level, **first)

@@ -88,7 +88,7 @@ def test_each_bad_input_is_dropped_counted_and_logged(send: Sender, venue: Venue
 def test_replayed_sequence_number_is_rejected(send: Sender, gateway: Gateway, store: Store) -> None:
     send.press("btn-t12", ep=7, seq=10)
     wait_until(lambda: store.active_incident("T12"), what="first press recorded")
-    hb = {"ep": 7, "seq": 10, "ts": 1, "bat": 3900, "rssi": -50, "fw": "x", "up": 1, "q": 0}
+    hb = {"ep": 7, "seq": 10, "ts": 1, "bat": 3900, "rssi": -50, "fw": "x", "up": 1, "q": 0, "cv": 0}
     send.signed("btn-t12", "heartbeat", hb)  # another message reusing (ep 7, seq 10)
     send.expect("dropped.replayed")
     send.signed("btn-t12", "heartbeat", {**hb, "ep": 6, "seq": 99})  # an older boot epoch
@@ -111,7 +111,7 @@ def test_replay_windows_survive_a_gateway_restart(send: Sender, venue: Venue, st
     gateway.stop()
     again = Gateway(venue, store, broker.url).start()
     try:
-        hb = {"ep": 4, "seq": 2, "ts": 1, "bat": 3900, "rssi": -50, "fw": "x", "up": 1, "q": 0}
+        hb = {"ep": 4, "seq": 2, "ts": 1, "bat": 3900, "rssi": -50, "fw": "x", "up": 1, "q": 0, "cv": 0}
         send.signed("btn-t12", "heartbeat", hb)
         wait_until(lambda: again.counters.get("dropped.replayed") == 1, what="replay refused after restart")
         assert again.epoch > gateway.epoch

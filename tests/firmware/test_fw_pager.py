@@ -73,7 +73,7 @@ class Rig:
         return t, payload
 
     def alert(self, inc, table="T12", kind="complaint", lvl=0, seq=None):
-        return self.command("alert", {"inc": inc, "table": table, "kind": kind, "lvl": lvl}, seq)
+        return self.command("alert", {"inc": inc, "table": table, "kind": kind, "lvl": lvl, "age": 0}, seq)
 
     def cancel(self, inc, why="resolved"):
         return self.command("alert_cancel", {"inc": inc, "why": why})
@@ -238,7 +238,7 @@ def test_replayed_alert_is_dropped():
 
 def test_forged_alert_is_dropped():
     rig = Rig()
-    body = {"ep": GATEWAY_EP, "seq": 1, "ts": 1767225600, "inc": 5, "table": "T5", "kind": "x", "lvl": 2}
+    body = {"ep": GATEWAY_EP, "seq": 1, "ts": 1767225600, "inc": 5, "table": "T5", "kind": "x", "lvl": 2, "age": 0}
     t, payload = rbproto.encode(b"\x00" * 32, SITE, DEVICE, "alert", body)
     rig.link.on_message(t, payload)
     assert rig.msgr.dropped == 1

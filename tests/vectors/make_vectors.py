@@ -13,15 +13,21 @@ MESSAGES = [
     ("btn-t12", "press", {"ep": 3, "seq": 41, "ts": 1767225600, "kind": "complaint", "bat": 3912}),
     ("btn-t12", "cancel", {"ep": 3, "seq": 42, "ts": 1767225610, "bat": 3911}),
     ("btn-t12", "heartbeat",
-     {"ep": 3, "seq": 43, "ts": 1767225900, "bat": 3900, "rssi": -61, "fw": "0.1.0", "up": 3600, "q": 0}),
+     {"ep": 3, "seq": 43, "ts": 1767225900, "bat": 3900, "rssi": -61, "fw": "0.1.0", "up": 3600, "q": 0, "cv": 0}),
+    ("pgr-ana", "duty", {"ep": 9, "seq": 4, "ts": 1767225500, "on": 1}),
     ("pgr-ana", "ack", {"ep": 9, "seq": 5, "ts": 1767225605, "inc": 17}),
     ("pgr-ana", "decline", {"ep": 9, "seq": 6, "ts": 1767225606, "inc": 17}),
     ("pgr-ana", "resolve", {"ep": 9, "seq": 7, "ts": 1767225700, "inc": 17, "action": "replaced"}),
     ("pgr-ana", "alert",
-     {"ep": 1767220000, "seq": 77, "ts": 1767225601, "inc": 17, "table": "T12", "kind": "complaint", "lvl": 0}),
+     {"ep": 1767220000, "seq": 77, "ts": 1767225601, "inc": 17, "table": "T12", "kind": "complaint", "lvl": 0,
+      "age": 1}),
     ("pgr-ana", "alert_cancel", {"ep": 1767220000, "seq": 78, "ts": 1767225611, "inc": 17, "why": "cancelled"}),
     ("btn-t12", "feedback",
      {"ep": 1767220000, "seq": 79, "ts": 1767225605, "inc": 17, "state": "acknowledged"}),
+    ("pgr-ana", "config",
+     {"ep": 1767220000, "seq": 80, "ts": 1767225606, "cv": 305419896,
+      "gest": "short=complaint,long=cancel,double=happy",
+      "acts": "apology,fixed,replaced,discount,free_item", "hb": 300, "rebuzz": 30}),
 ]
 
 

@@ -11,6 +11,7 @@ VERSION = 1
 ROOT = "rb/v1"
 MAX_PAYLOAD = 512  # bytes; a button event is ~200, one TCP segment with room to spare
 MAX_STR = 48
+MAX_LIST = 120  # list fields (a comma-separated string): the venue's gesture map, recovery actions
 _TAG = "rb1"  # first line of every canonical form: binds a signature to protocol v1
 
 EVT = "evt"  # device -> gateway
@@ -21,21 +22,25 @@ CMD = "cmd"  # gateway -> device
 SCHEMA = {
     "press": (EVT, ("ep", "seq", "ts", "kind", "bat")),
     "cancel": (EVT, ("ep", "seq", "ts", "bat")),
-    "heartbeat": (EVT, ("ep", "seq", "ts", "bat", "rssi", "fw", "up", "q")),
+    "heartbeat": (EVT, ("ep", "seq", "ts", "bat", "rssi", "fw", "up", "q", "cv")),
+    "duty": (EVT, ("ep", "seq", "ts", "on")),
     "ack": (EVT, ("ep", "seq", "ts", "inc")),
     "decline": (EVT, ("ep", "seq", "ts", "inc")),
     "resolve": (EVT, ("ep", "seq", "ts", "inc", "action")),
-    "alert": (CMD, ("ep", "seq", "ts", "inc", "table", "kind", "lvl")),
+    "alert": (CMD, ("ep", "seq", "ts", "inc", "table", "kind", "lvl", "age")),
     "alert_cancel": (CMD, ("ep", "seq", "ts", "inc", "why")),
     "feedback": (CMD, ("ep", "seq", "ts", "inc", "state")),
+    "config": (CMD, ("ep", "seq", "ts", "cv", "gest", "acts", "hb", "rebuzz")),
 }
 
 # Field name -> True for integers, False for strings.
 _INT_FIELDS = {
-    "ep": True, "seq": True, "ts": True, "bat": True, "rssi": True, "up": True, "q": True,
-    "inc": True, "lvl": True,
+    "ep": True, "seq": True, "ts": True, "bat": True, "rssi": True, "up": True, "q": True, "cv": True,
+    "on": True, "inc": True, "lvl": True, "age": True, "hb": True, "rebuzz": True,
     "kind": False, "fw": False, "action": False, "table": False, "why": False, "state": False,
+    "gest": False, "acts": False,
 }
+_LIST_FIELDS = ("gest", "acts")  # strings up to MAX_LIST long, items separated by ","
 
 # Button feedback states, in the order a customer sees them.
 SENDING = "sending"
@@ -182,7 +187,7 @@ def _check_value(name, value):
         if not isinstance(value, int) or isinstance(value, bool) or not -(2 ** 62) < value < 2 ** 62:
             raise ProtocolError(BAD_FIELD, name)
         return
-    if not isinstance(value, str) or len(value) > MAX_STR:
+    if not isinstance(value, str) or len(value) > (MAX_LIST if name in _LIST_FIELDS else MAX_STR):
         raise ProtocolError(BAD_FIELD, name)
     for c in value:
         if c < " " or c > "~" or c == '"' or c == "\\":
