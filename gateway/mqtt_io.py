@@ -2,15 +2,18 @@
 
 paho-mqtt 2.x with the VERSION2 callback API, speaking MQTT 5 (so an ACL denial comes back as a
 reason code instead of silence). TCP_NODELAY is set in on_socket_open, so every reconnect gets it
-too. The gateway's session is persistent (clean_start=False with a session expiry): while the
-gateway restarts, the broker queues the presses for it."""
+too. The session is persistent (clean_start=False with a session expiry): while the gateway (or
+the serial bridge) restarts, the broker queues the messages for it. By default a client subscribes
+to the site's events and statuses and keeps a retained status with a last-will under
+`rb/v1/<site>/gateway/status`; the serial bridge asks for the command filter and no status of its
+own (it stands in for the devices, whose statuses it relays)."""
 
 from __future__ import annotations
 
 import logging
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
@@ -46,10 +49,13 @@ def set_nodelay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
 
 
 class MqttIO:
-    def __init__(self, broker_url: str, site: str, client_id: str, on_message: Handler) -> None:
+    def __init__(self, broker_url: str, site: str, client_id: str, on_message: Handler,
+                 subscriptions: Sequence[str] | None = None, status_id: str | None = "gateway") -> None:
         self.host, self.port = parse_broker_url(broker_url)
         self.site = site
         self.on_message = on_message
+        self.subscriptions = (list(subscriptions) if subscriptions is not None
+                              else [rbproto.events_filter(site), rbproto.status_filter(site)])
         self.connected = threading.Event()
         self._stopping = False
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
@@ -60,8 +66,9 @@ class MqttIO:
         c.reconnect_delay_set(min_delay=1, max_delay=5)
         c.max_inflight_messages_set(1000)
         c.max_queued_messages_set(0)
-        self._status_topic = rbproto.status_topic(site, "gateway")
-        c.will_set(self._status_topic, rbproto.encode_status(rbproto.OFFLINE, "gateway", 0), qos=1, retain=True)
+        self._status_topic = rbproto.status_topic(site, status_id) if status_id else None
+        if self._status_topic:
+            c.will_set(self._status_topic, rbproto.encode_status(rbproto.OFFLINE, "gateway", 0), qos=1, retain=True)
         self.client = c
 
     def start(self, timeout: float = 10.0) -> None:
@@ -75,7 +82,7 @@ class MqttIO:
 
     def stop(self) -> None:
         self._stopping = True
-        if self.connected.is_set():
+        if self._status_topic and self.connected.is_set():
             self.client.publish(self._status_topic, rbproto.encode_status(rbproto.OFFLINE, "gateway", 0),
                                 qos=1, retain=True).wait_for_publish(2)
         self.client.disconnect()
@@ -86,8 +93,10 @@ class MqttIO:
             log.error("broker refused the connection: %s", reason)
             return
         # Subscribe on every connect: the broker may have lost the session.
-        client.subscribe([(rbproto.events_filter(self.site), 1), (rbproto.status_filter(self.site), 1)])
-        client.publish(self._status_topic, rbproto.encode_status(rbproto.ONLINE, "gateway", 0), qos=1, retain=True)
+        client.subscribe([(f, 1) for f in self.subscriptions])
+        if self._status_topic:
+            client.publish(self._status_topic, rbproto.encode_status(rbproto.ONLINE, "gateway", 0), qos=1,
+                           retain=True)
         log.info("connected to %s:%d", self.host, self.port)
         self.connected.set()
 
@@ -101,8 +110,10 @@ class MqttIO:
         except Exception:  # a bug in one message's handling must not stop the gateway
             log.exception("handler failed on %s", msg.topic)
 
-    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> mqtt.MQTTMessageInfo:
+        """QoS 1; the returned info lets a caller that is about to stop wait for the broker's PUBACK."""
         info = self.client.publish(topic, payload, qos=1, retain=retain)
         # paho keeps QoS 1 messages queued while disconnected; any other error is worth a line.
         if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             log.error("publish to %s failed: %s", topic, mqtt.error_string(info.rc))
+        return info
