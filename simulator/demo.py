@@ -1,9 +1,11 @@
 """`redbutton demo`: broker, gateway and a simulated venue in one process, and a scripted call.
 
 The script presses table T12's button, waits for the responsible pager to show the alert, presses
-the pager's button to acknowledge, and checks that the table's button shows "acknowledged" and that
-SQLite holds the incident's press, page and ack times. Each step is printed with its time since the
-finger went down. With --once the command exits 0 only if every step happened."""
+the pager's key A to acknowledge, and checks that the table's button shows "acknowledged" and that
+SQLite holds the incident's press, page and ack times; then the waiter resolves it on the pager's
+pick-list (key A, key B to the recovery action, key A) and the button shows "resolved". Each step
+is printed with its time since the finger went down. With --once the command exits 0 only if every
+step happened."""
 
 from __future__ import annotations
 
@@ -51,7 +53,7 @@ class Script:
 
 def scripted_call(sim: SimulatedVenue, store: Store, venue: Venue, table_id: str,
                   out: Callable[[str], None] = print) -> bool:
-    """One call from press to acknowledgement; True if every step was seen."""
+    """One call from press to acknowledgement and resolution; True if every step was seen."""
     table = venue.tables[table_id]
     button = sim.button_at(table_id)
     staff_id = table.responder or next(s.id for s in venue.staff.values() if table.zone in s.zones)
@@ -61,16 +63,17 @@ def scripted_call(sim: SimulatedVenue, store: Store, venue: Venue, table_id: str
         f"{staff_id} wears {pager.id}.")
     s.step(f"finger on {button.id}")
     button.press()
-    if not s.expect(button, r"PRESS seq=\d+ kind=\w+ sent", "button sent a signed press"):
+    if not s.expect(button, r"PRESS seq=\d+ sent", "button sent a signed press"):
         return False
-    alert = s.expect(pager, r"ALERT inc=\d+ shown", "pager buzzes", lambda: f": {' | '.join(pager.screen)}")
+    alert = s.expect(pager, r"ALERT inc=\d+ shown", "pager buzzes and shows the call",
+                     lambda: f": {' | '.join(pager.screen)}")
     if not alert:
         return False
     inc_id = int(alert.split("inc=")[1].split()[0])
     if not s.expect(button, r"FEEDBACK delivered", "button shows 'delivered' (steady blue): the call was heard"):
         return False
-    s.step(f"{staff_id} presses the pager's button to acknowledge")
-    pager.press()
+    s.step(f"{staff_id} presses the pager's key A to acknowledge")
+    pager.press_a()
     if not (s.expect(pager, rf"ACK inc={inc_id} seq=\d+ sent", "pager sent the acknowledgement")
             and s.expect(button, r"FEEDBACK acknowledged",
                          "button shows 'acknowledged' (green pulse): someone is coming")):
@@ -81,6 +84,20 @@ def scripted_call(sim: SimulatedVenue, store: Store, venue: Venue, table_id: str
         return False
     s.step(f"SQLite: incident {inc.id} {inc.state} by {inc.responder}: received->paged "
            f"{(inc.paged_at - inc.received_at) * 1000:.1f} ms, paged->acked {inc.acked_at - inc.paged_at:.2f} s")
+    action = pager.app.choices()[0]
+    s.step(f"{staff_id} resolves it on the pager's pick-list: {action}")
+    trouble = pager.resolve(action)
+    if trouble:
+        s.fail(trouble)
+        return False
+    if not (s.expect(pager, rf"RESOLVE inc={inc_id} action={action} seq=\d+ sent", "pager sent the resolution")
+            and s.expect(button, r"FEEDBACK resolved", "button shows 'resolved' (green for 3 s)")):
+        return False
+    inc = store.incident(inc_id)
+    if inc is None or inc.recovery_action != action:
+        s.fail(f"incident {inc_id} resolved with {action} in SQLite")
+        return False
+    s.step(f"SQLite: incident {inc.id} {inc.state}, recovery action {inc.recovery_action}")
     return True
 
 
