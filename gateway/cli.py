@@ -53,6 +53,22 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bridge(args: argparse.Namespace) -> int:
+    """The serial bridge for an ESP-NOW base station: runs until SIGINT or SIGTERM."""
+    from .serial_bridge import SerialBridge
+
+    bridge = SerialBridge(load_venue(args.venue), args.broker, args.port, baud=args.baud)
+    sigterm_as_interrupt()
+    try:
+        bridge.start()
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        bridge.stop()
+    return 0
+
+
 def cmd_venue_check(args: argparse.Namespace) -> int:
     v = load_venue(args.file)
     print(f"{args.file}: site {v.site!r} ({v.name}): {len(v.zones)} zones, {len(v.tables)} tables, "
@@ -104,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--broker", default=DEFAULT_BROKER, help=f"broker URL (default {DEFAULT_BROKER})")
     g.add_argument("--db", default="redbutton.db", help="SQLite file (default redbutton.db)")
     g.set_defaults(func=cmd_gateway)
+
+    br = sub.add_parser("bridge", help="run the serial bridge of an ESP-NOW base station")
+    br.add_argument("--venue", required=True, type=Path)
+    br.add_argument("--broker", default=DEFAULT_BROKER, help=f"broker URL (default {DEFAULT_BROKER})")
+    br.add_argument("--port", required=True, help="the base station's serial port: a device path or a pyserial URL")
+    br.add_argument("--baud", type=int, default=115200, help="baud rate for a USB-UART base station (default 115200)")
+    br.set_defaults(func=cmd_bridge)
 
     v = sub.add_parser("venue", help="venue file tools").add_subparsers(dest="venue_command", required=True)
     vc = v.add_parser("check", help="validate a venue file")

@@ -21,7 +21,8 @@ from .venue import BUTTON, PAGER, Venue
 log = logging.getLogger("redbutton.gateway")
 
 # Which role may send which event.
-SENDER_ROLE = {"press": BUTTON, "cancel": BUTTON, "ack": PAGER, "decline": PAGER, "resolve": PAGER}
+SENDER_ROLE = {"press": BUTTON, "cancel": BUTTON, "ack": PAGER, "decline": PAGER, "resolve": PAGER,
+               "duty": PAGER}
 
 # What a button shows for an incident in each state (answer to a joined or re-sent press).
 FEEDBACK_FOR_STATE = {
@@ -50,6 +51,7 @@ class Gateway:
         self.counters = counters or Counters()
         self.windows = {d: rbproto.ReplayWindow(*s) for d, s in store.load_replay().items()}
         self.device_state: dict[str, str] = store.device_states()
+        self.duty: dict[str, bool] = store.duty_toggles()
         self.epoch = store.next_gateway_epoch(self.clock.now())
         self._seq = 0
         self._seq_lock = threading.Lock()
@@ -58,6 +60,7 @@ class Gateway:
             "press": self.on_press,
             "cancel": self.on_cancel,
             "heartbeat": self.on_heartbeat,
+            "duty": self.on_duty,
             "ack": self.on_ack,
             "decline": self.on_decline,
             "resolve": self.on_resolve,
@@ -126,11 +129,30 @@ class Gateway:
         self.device_state[device] = state
         self.store.device_status(device, state, fw, ep, self.clock.now())
         log.info("DEVICE %s %s fw=%s ep=%d", device, state, fw, ep)
+        if state == rbproto.ONLINE:
+            self._send_config(device)
 
     def on_heartbeat(self, msg: rbproto.Message) -> None:
         b = msg.body
         self.device_state[msg.device] = rbproto.ONLINE
-        self.store.device_heartbeat(msg.device, self.clock.now(), b["bat"], b["rssi"], b["fw"])
+        self.store.device_heartbeat(msg.device, self.clock.now(), b["bat"], b["rssi"], b["fw"], b["q"], b["up"],
+                                    b["cv"])
+        if b["cv"] != self._config_for(msg.device)["cv"]:
+            self._send_config(msg.device)
+
+    def on_duty(self, msg: rbproto.Message) -> None:
+        on = msg.body["on"] != 0
+        self.duty[msg.device] = on
+        self.store.device_duty(msg.device, on, self.clock.now())
+        staff = self.venue.staff_by_pager.get(msg.device)
+        log.info("DUTY %s %s (%s)", staff.id if staff else msg.device, "on" if on else "off", msg.device)
+
+    def _config_for(self, device: str) -> dict[str, int | str]:
+        return self.venue.device_settings.config(self.venue.devices[device].role)
+
+    def _send_config(self, device: str) -> None:
+        """The venue's settings for the device: its gesture map or recovery actions, intervals."""
+        self._send(device, "config", self._config_for(device))
 
     def on_press(self, msg: rbproto.Message) -> None:
         table = self.venue.table_by_button.get(msg.device)
@@ -157,7 +179,8 @@ class Gateway:
         inc = self._incident(inc_id)
         table = self.venue.tables[inc.table_id]
         now = self.clock.now()
-        found = router.candidates(self.venue, table, self.device_state, exclude=self.store.paged_staff(inc_id))
+        found = router.candidates(self.venue, table, self.device_state, exclude=self.store.paged_staff(inc_id),
+                                  duty=self.duty)
         if not found:
             self.store.move(inc_id, incidents.UNREACHED, now, "gateway", "no responder available")
             log.error("ALARM inc=%d %s: nobody can be paged", inc_id, table.id)

@@ -88,6 +88,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    """
+    ALTER TABLE devices ADD COLUMN on_duty INTEGER;   -- a pager's own toggle; NULL: never said
+    ALTER TABLE devices ADD COLUMN config_version INTEGER;
+    ALTER TABLE devices ADD COLUMN queued INTEGER;
+    ALTER TABLE devices ADD COLUMN uptime_s INTEGER;
+    """,
 ]
 
 
@@ -261,9 +267,20 @@ class Store:
     def device_status(self, device: str, state: str, fw: str, ep: int, at: float) -> None:
         self._upsert_device(device, state=state, fw=fw, ep=ep, last_seen=at)
 
-    def device_heartbeat(self, device: str, at: float, battery_mv: int, rssi: int, fw: str) -> None:
+    def device_heartbeat(self, device: str, at: float, battery_mv: int, rssi: int, fw: str, queued: int = 0,
+                         uptime_s: int = 0, config_version: int = 0) -> None:
         """A heartbeat proves the device is online, whatever its last status said."""
-        self._upsert_device(device, state="online", fw=fw, last_seen=at, battery_mv=battery_mv, rssi=rssi)
+        self._upsert_device(device, state="online", fw=fw, last_seen=at, battery_mv=battery_mv, rssi=rssi,
+                            queued=queued, uptime_s=uptime_s, config_version=config_version)
+
+    def device_duty(self, device: str, on_duty: bool, at: float) -> None:
+        self._upsert_device(device, on_duty=int(on_duty), last_seen=at)
+
+    def duty_toggles(self) -> dict[str, bool]:
+        """Pagers whose wearer has set duty on or off themselves."""
+        with self._lock:
+            rows = self.db.execute("SELECT id, on_duty FROM devices WHERE on_duty IS NOT NULL").fetchall()
+        return {d: bool(v) for d, v in rows}
 
     def device_states(self) -> dict[str, str]:
         with self._lock:

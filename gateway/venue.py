@@ -5,7 +5,9 @@ the simulator and the CLI all load it through load_venue(), which names the key 
 
 from __future__ import annotations
 
+import json
 import tomllib
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,8 @@ import rbproto
 BUTTON = "button"
 PAGER = "pager"
 ROLES = (BUTTON, PAGER)
+GESTURES = ("short", "long", "double")
+CANCEL = "cancel"  # the gesture action that cancels a call instead of making one
 
 
 class VenueError(ValueError):
@@ -53,6 +57,30 @@ class Staff:
 
 
 @dataclass(frozen=True)
+class DeviceSettings:
+    """What the gateway sends devices in a `config` command: the venue's gesture map, the recovery
+    actions a pager offers, heartbeat and re-buzz intervals."""
+
+    gestures: dict[str, str] = field(default_factory=lambda: {"short": "complaint", "long": CANCEL,
+                                                              "double": "happy"})
+    recovery_actions: tuple[str, ...] = ("apology", "fixed", "replaced", "discount", "free_item")
+    button_heartbeat_s: int = 300
+    pager_heartbeat_s: int = 60
+    rebuzz_s: int = 30
+
+    def config(self, role: str) -> dict[str, int | str]:
+        """The body of the `config` command for a device of `role`; `cv` changes with the content."""
+        body: dict[str, int | str] = {
+            "gest": ",".join(f"{g}={a}" for g, a in self.gestures.items()),
+            "acts": ",".join(self.recovery_actions),
+            "hb": self.button_heartbeat_s if role == BUTTON else self.pager_heartbeat_s,
+            "rebuzz": self.rebuzz_s,
+        }
+        version = zlib.crc32(json.dumps(body, sort_keys=True).encode()) & 0x7FFFFFFF
+        return {"cv": version or 1, **body}  # 0 means "no config yet" on the device
+
+
+@dataclass(frozen=True)
 class Venue:
     site: str
     name: str
@@ -62,6 +90,7 @@ class Venue:
     devices: dict[str, Device]
     table_by_button: dict[str, Table] = field(default_factory=dict)
     staff_by_pager: dict[str, Staff] = field(default_factory=dict)
+    device_settings: DeviceSettings = field(default_factory=DeviceSettings)
 
     def key_for(self, device: str) -> bytes | None:
         d = self.devices.get(device)
@@ -178,7 +207,45 @@ def parse_venue(doc: dict[str, Any], source: str = "<venue>") -> Venue:
         if s.pager in by_pager:
             raise r.fail("staff", f"pager {s.pager!r} is worn by both {by_pager[s.pager].id} and {s.id}")
         by_pager[s.pager] = s
-    return Venue(site, name, zones, tables, staff, devices, by_button, by_pager)
+    return Venue(site, name, zones, tables, staff, devices, by_button, by_pager, _device_settings(r, doc))
+
+
+def _short_id(r: _Reader, value: object, where: str) -> str:
+    if not isinstance(value, str) or not rbproto.valid_id(value) or len(value) > 24:
+        raise r.fail(where, f"{value!r} is not 1-24 of a-z 0-9 _ -")
+    return value
+
+
+def _device_settings(r: _Reader, doc: dict[str, Any]) -> DeviceSettings:
+    base = DeviceSettings()
+    buttons = r.get(doc, "buttons", dict, "", {})
+    pagers = r.get(doc, "pagers", dict, "", {})
+    gestures = r.get(buttons, "gestures", dict, "buttons", base.gestures)
+    for g, action in gestures.items():
+        if g not in GESTURES:
+            raise r.fail(f"buttons.gestures.{g}", f"not a gesture; use {', '.join(GESTURES)}")
+        _short_id(r, action, f"buttons.gestures.{g}")
+    actions = r.get(pagers, "recovery_actions", list, "pagers", list(base.recovery_actions))
+    for i, a in enumerate(actions):
+        _short_id(r, a, f"pagers.recovery_actions[{i}]")
+    if not actions:
+        raise r.fail("pagers.recovery_actions", "a pager needs at least one recovery action to resolve with")
+    if len(",".join(actions)) > rbproto.MAX_LIST:
+        raise r.fail("pagers.recovery_actions", f"longer than {rbproto.MAX_LIST} characters together")
+
+    def interval(table: dict[str, Any], key: str, where: str, default: int, low: int) -> int:
+        value: int = r.get(table, key, int, where, default)
+        if not low <= value <= 86400:
+            raise r.fail(f"{where}.{key}", f"{value} is outside {low}..86400 seconds")
+        return value
+
+    return DeviceSettings(
+        gestures={g: gestures[g] for g in GESTURES if g in gestures},
+        recovery_actions=tuple(actions),
+        button_heartbeat_s=interval(buttons, "heartbeat_s", "buttons", base.button_heartbeat_s, 10),
+        pager_heartbeat_s=interval(pagers, "heartbeat_s", "pagers", base.pager_heartbeat_s, 10),
+        rebuzz_s=interval(pagers, "rebuzz_s", "pagers", base.rebuzz_s, 5),
+    )
 
 
 def load_venue(path: str | Path) -> Venue:

@@ -65,6 +65,10 @@ class HostLink:
     def is_up(self) -> bool:
         return self.up and self.connected
 
+    def rssi(self) -> int:
+        """A simulated radio at a typical venue distance."""
+        return -55 if self.is_up() else 0
+
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> bool:
         if not self.is_up():
             return False

@@ -1,12 +1,5 @@
 # Tabletop button role: copied to the device as /main.py.
+import button_app
 import runner
-from board import ButtonBoard
-from button_app import ButtonApp
 
-
-def make_app(msgr, clock, cfg):
-    hw = ButtonBoard()
-    return ButtonApp(msgr, clock, hw.pressed, hw.led, hw.battery, gestures=cfg.get("gestures"))
-
-
-runner.run("button", make_app)
+runner.run("button", button_app.make_app)

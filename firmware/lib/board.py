@@ -1,63 +1,73 @@
 # Board wiring: builds the hal callables for each role from ESP32 pins.
-# Pin numbers follow the reference boards in hardware/ (ESP32-C3 button, ESP32-S3 pager).
+#
+# Pin numbers are never written here: they come from the role's pin map, hardware/pins/<role>.json,
+# copied to the device as /pins.json when it is flashed (load_pins). The simulator passes the same
+# files, so a rewired board changes one JSON file and nothing else.
+import json
+
 from machine import ADC, I2C, Pin
 
-BUTTON_PIN = 9  # push button to GND, internal pull-up
-BUTTON_LED_PIN = 8  # one WS2812 RGB LED
-BUTTON_BATTERY_PIN = 2  # battery through a 1:2 divider
 
-PAGER_BUTTON_PIN = 0
-PAGER_MOTOR_PIN = 10  # vibration motor through a transistor
-PAGER_SDA_PIN = 8
-PAGER_SCL_PIN = 9
-PAGER_BATTERY_PIN = 1
+def load_pins(path="pins.json"):
+    with open(path) as f:
+        return json.load(f)
 
 
-def _pressed(pin_no):
+def key(pin_no):
+    """A push button to GND with the internal pull-up: pressed() is True while it is held."""
     pin = Pin(pin_no, Pin.IN, Pin.PULL_UP)
     return pin, lambda: pin.value() == 0
 
 
-def _battery(pin_no, ratio=2):
+def _battery(pin_no, ratio):
     adc = ADC(Pin(pin_no))
-    adc.atten(ADC.ATTN_11DB)
+    adc.atten(ADC.ATTN_11DB)  # full range to ~3.1 V at the pin: a 4.2 V cell through 1:2
     return lambda: adc.read_uv() * ratio // 1000
 
 
 class ButtonBoard:
-    def __init__(self):
+    def __init__(self, pinmap):
         import neopixel
 
-        self.button_pin, self.pressed = _pressed(BUTTON_PIN)
-        self._np = neopixel.NeoPixel(Pin(BUTTON_LED_PIN, Pin.OUT), 1)
-        self.battery = _battery(BUTTON_BATTERY_PIN)
+        pins = pinmap["pins"]
+        self.button_pin, self.pressed = key(pins["button"])
+        self._np = neopixel.NeoPixel(Pin(pins["led"], Pin.OUT), pinmap.get("led_count", 1))
+        self.battery = _battery(pins["battery_adc"], pinmap.get("battery_divider", 2))
 
     def led(self, rgb):
-        self._np[0] = rgb
+        self._np.fill(rgb)
         self._np.write()
 
 
-class OledDisplay:
-    """hal display on an SSD1306 128x64 over I2C, 8 px per text line, through framebuf."""
+class PagerBoard:
+    """Two keys (A: acknowledge / choose, B: next / menu), a vibration motor, an SSD1306 OLED
+    (`oled` is a framebuf.FrameBuffer with show()), a battery divider."""
 
-    def __init__(self, i2c):
+    def __init__(self, pinmap):
         import ssd1306
 
-        self.oled = ssd1306.SSD1306_I2C(128, 64, i2c)
-
-    def show(self, lines):
-        self.oled.fill(0)
-        for i, line in enumerate(lines[:6]):
-            self.oled.text(line[:16], 0, i * 10 + (2 if i else 0))
-        self.oled.show()
-
-
-class PagerBoard:
-    def __init__(self):
-        self.button_pin, self.pressed = _pressed(PAGER_BUTTON_PIN)
-        self._motor = Pin(PAGER_MOTOR_PIN, Pin.OUT, value=0)
-        self.display = OledDisplay(I2C(0, sda=Pin(PAGER_SDA_PIN), scl=Pin(PAGER_SCL_PIN)))
-        self.battery = _battery(PAGER_BATTERY_PIN)
+        pins = pinmap["pins"]
+        self.button_pin, self.pressed = key(pins["button_a"])
+        self.button_b_pin, self.pressed_b = key(pins["button_b"])
+        self._motor = Pin(pins["motor"], Pin.OUT, value=0)
+        oled = pinmap.get("oled", {})
+        i2c = I2C(0, sda=Pin(pins["sda"]), scl=Pin(pins["scl"]))
+        self.oled = ssd1306.SSD1306_I2C(oled.get("width", 128), oled.get("height", 64), i2c,
+                                        oled.get("address", 0x3C))
+        self.battery = _battery(pins["battery_adc"], pinmap.get("battery_divider", 2))
 
     def motor(self, on):
         self._motor.value(1 if on else 0)
+
+
+def sleep_until_pressed(pin, ms):
+    """Deep sleep until the button pulls `pin` low or `ms` pass; the chip then boots afresh.
+    ESP32/S3 wake through EXT0 (RTC pins); the C3 has no EXT0 but wakes on GPIO 0-5."""
+    import esp32
+    import machine
+
+    if hasattr(esp32, "wake_on_ext0"):
+        esp32.wake_on_ext0(pin, esp32.WAKEUP_ALL_LOW)
+    else:
+        esp32.wake_on_gpio((pin,), esp32.WAKEUP_ALL_LOW)
+    machine.deepsleep(ms)

@@ -1,5 +1,6 @@
 # The tabletop button: gestures become signed events; the gateway's feedback becomes LED patterns.
 from gesture import DOUBLE, LONG, SHORT, Gesture
+from outbox import Outbox
 from pattern import PatternPlayer
 
 import rbproto
@@ -9,10 +10,12 @@ _BLUE = (0, 0, 255)
 _GREEN = (0, 255, 0)
 _RED = (255, 0, 0)
 _WHITE = (255, 255, 255)
+_AMBER = (255, 120, 0)
 
 IDLE = "idle"
+LOW_BATTERY = "low_battery"
 
-# One LED pattern per state the customer can see: (steps, loop). docs/protocol.md has the table.
+# One LED pattern per state the customer can see: (steps, loop). docs/firmware.md has the table.
 PATTERNS = {
     rbproto.SENDING: (((_BLUE, 100), (OFF, 100)), True),  # fast blue blink: sending
     rbproto.DELIVERED: (((_BLUE, 1000),), True),  # steady blue: heard
@@ -20,32 +23,57 @@ PATTERNS = {
     rbproto.RESOLVED: (((_GREEN, 3000),), False),  # green for 3 s, then dark
     rbproto.CANCELLED: (((_WHITE, 200), (OFF, 200), (_WHITE, 200)), False),
     rbproto.ERROR: (((_RED, 250), (OFF, 250)), True),  # red blink: nobody could be reached
+    LOW_BATTERY: (((_AMBER, 150), (OFF, 150), (_AMBER, 150), (OFF, 150), (_AMBER, 150)), False),
 }
 
-# Gesture -> action; the venue may send another mapping. "cancel" sends a cancel, anything else is
+# Gesture -> action until the venue sends its own map; "cancel" sends a cancel, anything else is
 # the kind of a press.
 GESTURES = {SHORT: "complaint", LONG: "cancel", DOUBLE: "happy"}
 
 DELIVER_TIMEOUT_MS = 5000  # no "delivered" by then: show the error pattern, never press into the void
 ACK_SHOW_MS = 20 * 60 * 1000  # "someone is coming" stops after this long without news
+ERROR_SHOW_MS = 60 * 1000  # red for a minute after the gateway said nobody could be reached
+AWAKE_MS = 8000  # stay awake this long after the last thing happened (a second press, a cancel);
+# the device config's "awake_ms" may change it
+LINGER_MS = 500  # after a heartbeat, for the gateway's answer
+CONNECT_WAIT_MS = 5000  # after a wake, how long to wait for the link before sleeping again
+LINK_RETRY_MS = 60 * 1000  # asleep with the link down: wake this often to try again
+LOW_BATTERY_MV = 3450  # about 10 % left in a LiPo cell under load
+# States the button stays awake in: the LED must keep telling the customer something.
+_BUSY = (rbproto.SENDING, rbproto.DELIVERED, rbproto.ACKNOWLEDGED, rbproto.RESOLVED, rbproto.CANCELLED,
+         rbproto.ERROR, LOW_BATTERY)
 
 
 class ButtonApp:
     """State: IDLE -> SENDING -> DELIVERED -> ACKNOWLEDGED -> RESOLVED -> IDLE, with CANCELLED and
-    ERROR as side exits. Every transition is logged as `STATE old->new cause`."""
+    ERROR as side exits and LOW_BATTERY shown on the way back to IDLE. Every transition is logged
+    as `STATE old->new cause`.
 
-    def __init__(self, messenger, clock, pressed, led, battery, log=print, gestures=None):
+    Every event goes through the outbox, so one sent while the link is down waits there with its
+    original time and number. A press with no answer from the gateway within DELIVER_TIMEOUT_MS
+    shows ERROR and is sent again (the gateway answers a repeat without recording it twice)."""
+
+    def __init__(self, messenger, clock, pressed, led, battery, settings, heartbeat, outbox=None,
+                 log=print, woke_by_button=False, awake_ms=AWAKE_MS):
         self.msgr = messenger
         self.clock = clock
         self.pressed = pressed
         self.battery = battery
+        self.settings = settings
+        self.heartbeat = heartbeat
+        self.outbox = outbox if outbox is not None else Outbox(clock, log=log)
         self.log = log
-        self.gestures = gestures or GESTURES
+        self.awake_ms = awake_ms
+        self.gestures = settings.gestures()
         self.gesture = Gesture(clock)
+        if woke_by_button:
+            self.gesture.woken(pressed())
         self.light = PatternPlayer(clock, led, OFF)
         self.state = IDLE
         self.incident = 0
-        self._since = clock.ms()
+        self._boot = self._since = clock.ms()
+        self._active = clock.ms() if woke_by_button else None  # None: a timer wake, nothing happened
+        self._unconfirmed = None  # (ep, seq, topic, payload) of the last press not yet answered
 
     def start(self):
         self.msgr.link.start(self.on_message)
@@ -53,50 +81,122 @@ class ButtonApp:
     def _goto(self, state, cause):
         self.log("STATE %s->%s %s" % (self.state, state, cause))
         self.state = state
-        self._since = self.clock.ms()
+        self._since = self._active = self.clock.ms()
         if state == IDLE:
             self.light.stop()
         else:
             steps, loop = PATTERNS[state]
             self.light.play(steps, loop)
 
+    def _send(self, mtype, fields, detail=""):
+        """Sign now; hand to the link, or to the outbox while the link is down or older events
+        wait there. Returns (ep, seq, topic, payload)."""
+        seq, t, payload = self.msgr.sign(mtype, fields)
+        ep = self.msgr.epoch
+        self.log("%s seq=%d %s" % (mtype.upper(), seq, detail) if detail else "%s seq=%d" % (mtype.upper(), seq))
+        if not len(self.outbox) and self.msgr.link.publish(t, payload):
+            self.log("%s seq=%d sent" % (mtype.upper(), seq))
+        else:
+            self.outbox.put(ep, seq, t, payload)
+        return ep, seq, t, payload
+
     def on_gesture(self, gesture):
+        self._active = self.clock.ms()
         action = self.gestures.get(gesture)
         if action is None:
             return
         bat = self.battery()
         if action == "cancel":
-            seq, ok = self.msgr.send("cancel", {"bat": bat})
-            self.log("CANCEL seq=%d %s" % (seq, "sent" if ok else "unsent"))
+            self._send("cancel", {"bat": bat}, "bat=%d" % bat)
+            self._unconfirmed = None
             return
-        seq, ok = self.msgr.send("press", {"kind": action, "bat": bat})
-        self.log("PRESS seq=%d kind=%s %s" % (seq, action, "sent" if ok else "unsent"))
-        self._goto(rbproto.SENDING if ok else rbproto.ERROR, "press" if ok else "link down")
+        self._unconfirmed = self._send("press", {"kind": action, "bat": bat}, "kind=%s bat=%d" % (action, bat))
+        self._goto(rbproto.SENDING, "press")
 
     def on_message(self, t, payload):
         msg = self.msgr.receive(t, payload)
-        if msg is None or msg.mtype != "feedback":
+        if msg is None:
+            return
+        if msg.mtype == "config":
+            if self.settings.apply(msg.body):
+                self.gestures = self.settings.gestures()
+            return
+        if msg.mtype != "feedback":
             return
         state = msg.body["state"]
         if state not in PATTERNS:
             self.log("DROP reason=bad_state %s" % state)
             return
+        self._unconfirmed = None
         self.incident = msg.body["inc"]
         self.log("FEEDBACK %s inc=%d" % (state, self.incident))
         self._goto(state, "gateway")
 
+    def _back_to_idle(self, cause):
+        if self.battery() < LOW_BATTERY_MV:
+            self._goto(LOW_BATTERY, cause + ", battery low")
+        else:
+            self._goto(IDLE, cause)
+
     def tick(self):
-        """One pass of the device loop: read the button, handle commands, advance the light."""
+        """One pass of the device loop: read the button, send what waits, handle commands,
+        advance the light."""
         now = self.clock.ms()
         g = self.gesture.update(now, self.pressed())
         if g is not None:
             self.on_gesture(g)
-        self.msgr.link.poll()
+        link = self.msgr.link
+        link.poll()
+        if link.is_up():
+            self.outbox.flush(link)
+        self.heartbeat.tick()
         waited = self.clock.diff(now, self._since)
-        if self.state == rbproto.SENDING and waited >= DELIVER_TIMEOUT_MS:
+        state = self.state
+        if state == rbproto.SENDING and waited >= DELIVER_TIMEOUT_MS:
             self._goto(rbproto.ERROR, "no delivery confirmation")
-        elif self.state == rbproto.ACKNOWLEDGED and waited >= ACK_SHOW_MS:
-            self._goto(IDLE, "acknowledged long ago")
+            if self._unconfirmed is not None and not len(self.outbox):
+                self.outbox.put(*self._unconfirmed)  # the same press again, same number
+        elif state == rbproto.ACKNOWLEDGED and waited >= ACK_SHOW_MS:
+            self._back_to_idle("acknowledged long ago")
+        elif state == rbproto.ERROR and waited >= ERROR_SHOW_MS:
+            self._back_to_idle("error shown")  # a queued press goes on being retried
         self.light.tick()
         if self.state in (rbproto.RESOLVED, rbproto.CANCELLED) and not self.light.playing:
+            self._back_to_idle("shown")
+        elif self.state == LOW_BATTERY and not self.light.playing:
             self._goto(IDLE, "shown")
+
+    def sleep_ms(self):
+        """How long the board may deep-sleep now (until the next heartbeat or queue retry), or
+        None while it must stay awake: a gesture under way, a pattern the customer is watching,
+        or less than AWAKE_MS since the last thing happened."""
+        if self.state in _BUSY or self.gesture.busy():
+            return None
+        now = self.clock.ms()
+        if self._active is not None and self.clock.diff(now, self._active) < self.awake_ms:
+            return None
+        if self.heartbeat.sent_ago_ms() < LINGER_MS:
+            return None  # the gateway may answer a heartbeat with new settings
+        wake = self.heartbeat.due_in_ms()
+        if wake == 0:  # due but unsent: the link is not up (yet)
+            if self.clock.diff(now, self._boot) < CONNECT_WAIT_MS:
+                return None
+            wake = LINK_RETRY_MS
+        retry = self.outbox.retry_in_ms()
+        if retry is not None:
+            wake = min(wake, max(retry, 1000))
+        return wake
+
+
+def make_app(boot):
+    """The button on its board (runner.run calls this at every boot and wake)."""
+    from board import ButtonBoard
+    from device import Heartbeat
+
+    hw = ButtonBoard(boot.pins)
+    boot.hw = hw
+    boot.wake_pin = hw.button_pin
+    outbox = Outbox(boot.clock, boot.path("outbox.txt"), boot.log)
+    heartbeat = Heartbeat(boot.msgr, boot.settings, hw.battery, outbox)
+    return ButtonApp(boot.msgr, boot.clock, hw.pressed, hw.led, hw.battery, boot.settings, heartbeat, outbox,
+                     boot.log, boot.woke_by_button, boot.cfg.get("awake_ms", AWAKE_MS))

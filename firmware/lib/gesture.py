@@ -29,6 +29,20 @@ class Gesture:
         self._raw = False
         self._raw_since = clock.ms()
         self._t = 0  # time of the last accepted edge
+        self._woke_short = False
+
+    def woken(self, held):
+        """The press that woke the chip from deep sleep began before this code ran: count it as
+        down since now if it is still held, or as a short press already made if it is over."""
+        now = self.clock.ms()
+        if held:
+            self.state, self.level, self._raw, self._raw_since, self._t = _DOWN, True, True, now, now
+        else:
+            self._woke_short = True
+
+    def busy(self):
+        """True while a gesture is under way (the board must not sleep in the middle of one)."""
+        return self.state != _IDLE or self.level or self._raw or self._woke_short
 
     def _debounced(self, now, pressed):
         if pressed != self._raw:
@@ -40,6 +54,9 @@ class Gesture:
         return False
 
     def update(self, now, pressed):
+        if self._woke_short:
+            self._woke_short = False
+            return SHORT
         edge = self._debounced(now, pressed)
         held = self.clock.diff(now, self._t)
         s = self.state

@@ -1,11 +1,11 @@
 # The hardware-abstraction layer: the few small interfaces device logic is written against.
 #
-# Device logic (button_app, pager_app) never imports `machine`. It receives:
+# Device logic (button_app, pager_app, base_app) never imports `machine`. It receives:
 #   clock    - clock.SystemClock or clock.ManualClock: ms(), diff(), add(), epoch_s(), sleep_ms()
 #   pressed  - a callable returning True while a push button is held (active level handled by board)
 #   led      - a callable taking an (r, g, b) tuple, 0-255 each
 #   motor    - a callable taking True (vibrate) or False
-#   display  - an object with show(lines): a list of short text lines, top to bottom
+#   oled     - a framebuf.FrameBuffer with show() (the SSD1306 driver): pager_screen draws on it
 #   battery  - a callable returning the battery voltage in millivolts
 #   link     - a radio link (see Link below)
 # board.py builds these from the pins on an ESP32; the simulator and the tests build their own.
@@ -29,4 +29,12 @@ class Link:
         raise NotImplementedError
 
     def is_up(self):
+        raise NotImplementedError
+
+    def stop(self):
+        """Close the link before deep sleep (or when the simulator stops the device)."""
+        raise NotImplementedError
+
+    def rssi(self):
+        """Signal strength of the link in dBm, 0 when unknown (reported in heartbeats)."""
         raise NotImplementedError

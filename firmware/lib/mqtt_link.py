@@ -25,6 +25,21 @@ def join_wifi(cfg, clock, timeout_ms=15000):
     return wlan.isconnected()
 
 
+def tls_context(cfg):
+    """TLS to the broker when the config asks for it ("broker_tls": true, port 8883), checking the
+    broker's certificate against the venue CA written at provisioning (DER, "broker_ca")."""
+    if not cfg.get("broker_tls"):
+        return None
+    import tls
+
+    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+    with open(cfg.get("broker_ca", "ca.der"), "rb") as f:
+        ctx.load_verify_locations(cadata=f.read())
+    # verify_mode is in MicroPython's documentation of tls.SSLContext but missing from the stubs
+    ctx.verify_mode = tls.CERT_REQUIRED  # type: ignore[attr-defined]
+    return ctx
+
+
 class MqttLink:
     """Socket errors stay here: publish() answers False, poll() reconnects after a backoff."""
 
@@ -46,6 +61,23 @@ class MqttLink:
     def is_up(self):
         return self._client is not None
 
+    def stop(self):
+        """A clean disconnect before deep sleep: no last-will, the device is asleep, not lost."""
+        if self._client is not None:
+            try:
+                self._client.disconnect()
+            except OSError:
+                pass
+            self._client = None
+
+    def rssi(self):
+        import network
+
+        try:
+            return network.WLAN(network.STA_IF).status("rssi")
+        except (OSError, ValueError):
+            return 0
+
     def _deliver(self, topic, payload):
         # start() sets _on_message before _connect() registers this callback; mypy only sees None
         self._on_message(topic.decode(), payload)  # type: ignore[misc]
@@ -54,12 +86,13 @@ class MqttLink:
         cfg = self.cfg
         will_topic, will = self.status(rbproto.OFFLINE)
         try:
-            c = MQTTClient(cfg["device"], cfg["broker_host"], cfg.get("broker_port", 1883),
-                           cfg.get("mqtt_user"), cfg.get("mqtt_password"), KEEPALIVE_S)
+            ctx = tls_context(cfg)
+            c = MQTTClient(cfg["device"], cfg["broker_host"], cfg.get("broker_port", 8883 if ctx else 1883),
+                           cfg.get("mqtt_user"), cfg.get("mqtt_password"), KEEPALIVE_S, ctx)
             c.set_callback(self._deliver)
             c.set_last_will(will_topic, will, True, 1)
             c.connect()
-            if hasattr(socket, "TCP_NODELAY"):  # Nagle would hold small packets back ~40 ms
+            if hasattr(socket, "TCP_NODELAY") and ctx is None:  # Nagle would hold small packets ~40 ms
                 c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             c.subscribe(rbproto.commands_filter(cfg["site"], cfg["device"]), 1)
             topic, online = self.status(rbproto.ONLINE)

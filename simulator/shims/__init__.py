@@ -6,11 +6,12 @@ person presses a button by setting a pin and reads a pager by reading its displa
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from pathlib import Path
 
-from . import machine, micropython, neopixel, network, ssd1306
+from . import esp32, espnow, framebuf, machine, micropython, neopixel, network, ssd1306
 
 FIRMWARE_LIB = Path(__file__).resolve().parents[2] / "firmware" / "lib"
 
@@ -42,12 +43,16 @@ def install() -> None:
     CPython's `time` lacks ticks_ms/ticks_diff/ticks_add/sleep_ms; they are added to the real module
     (as micropython-mqtt's no-hardware tests do) rather than replacing it, which the rest of the
     process still needs."""
-    for name, module in (("machine", machine), ("network", network), ("neopixel", neopixel),
-                         ("ssd1306", ssd1306), ("micropython", micropython)):
+    for name, module in (("machine", machine), ("esp32", esp32), ("network", network), ("neopixel", neopixel),
+                         ("ssd1306", ssd1306), ("framebuf", framebuf), ("micropython", micropython),
+                         ("espnow", espnow)):
         sys.modules.setdefault(name, module)
     for name, fn in (("ticks_ms", ticks_ms), ("ticks_add", ticks_add), ("ticks_diff", ticks_diff),
                      ("sleep_ms", sleep_ms)):
         if not hasattr(time, name):
             setattr(time, name, fn)
+    if not hasattr(gc, "mem_free"):  # the host has no MicroPython heap to report on
+        gc.mem_free = lambda: 0  # type: ignore[attr-defined]
+        gc.mem_alloc = lambda: 0  # type: ignore[attr-defined]
     if str(FIRMWARE_LIB) not in sys.path:
         sys.path.insert(0, str(FIRMWARE_LIB))

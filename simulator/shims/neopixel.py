@@ -17,5 +17,8 @@ class NeoPixel:
     def __getitem__(self, i: int) -> tuple[int, int, int]:
         return self.buf[i]
 
+    def fill(self, rgb: tuple[int, int, int]) -> None:
+        self.buf = [rgb] * len(self.buf)
+
     def write(self) -> None:
         self.shown = list(self.buf)

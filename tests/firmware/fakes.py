@@ -1,4 +1,25 @@
 # Stand-ins for the hal parts in firmware logic tests (MicroPython subset, like the tests).
+# The OLED stand-in and its pixel reader are in fake_oled.py.
+
+_scratch = [0]
+
+
+def scratch(name):
+    """A fresh path for a file the device keeps in flash (settings, outbox, epoch), in a temporary
+    folder on CPython and in the in-memory file system inside MicroPython. Each call is new."""
+    _scratch[0] += 1
+    try:
+        import tempfile
+
+        return tempfile.mkdtemp() + "/" + name
+    except ImportError:  # MicroPython
+        import os
+
+        try:
+            os.mkdir("/scratch")
+        except OSError:
+            pass
+        return "/scratch/%d-%s" % (_scratch[0], name)
 
 
 class FakeLink:
@@ -24,6 +45,9 @@ class FakeLink:
 
     def is_up(self):
         return self.up
+
+    def rssi(self):
+        return -60 if self.up else 0
 
     def deliver(self, topic, payload):
         self.on_message(topic, payload)

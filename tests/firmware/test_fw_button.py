@@ -2,14 +2,19 @@
 # MicroPython subset: runs under pytest and inside MicroPython (tests/mpy/run_tests.mjs).
 from button_app import (
     ACK_SHOW_MS,
+    AWAKE_MS,
     DELIVER_TIMEOUT_MS,
+    ERROR_SHOW_MS,
     IDLE,
+    LOW_BATTERY,
     OFF,
     ButtonApp,
 )
 from clock import ManualClock
-from device import Messenger
-from fakes import FakeLink, Recorder
+from device import Heartbeat, Messenger
+from fakes import FakeLink, Recorder, scratch
+from outbox import Outbox
+from settings import Settings
 
 import rbproto
 
@@ -25,21 +30,27 @@ BLUE = (0, 0, 255)
 GREEN = (0, 255, 0)
 RED = (255, 0, 0)
 WHITE = (255, 255, 255)
+AMBER = (255, 120, 0)
 
 
 class Rig:
     """A ButtonApp on a manual clock with a fake link, LED and pin."""
 
-    def __init__(self, link_up=True):
-        self.clock = ManualClock(epoch_s=1767225600)
+    def __init__(self, link_up=True, epoch=EPOCH, flash=None, woke_by_button=False, held=False, clock=None):
+        self.clock = clock or ManualClock(epoch_s=1767225600)
         self.link = FakeLink(link_up)
         self.log = []
+        self.flash = flash or {"venue": scratch("venue.json"), "outbox": scratch("outbox.txt")}
         cfg = {"site": SITE, "device": DEVICE, "key": KEY_HEX}
-        self.msgr = Messenger(cfg, EPOCH, self.clock, self.link, log=self.log.append)
+        self.msgr = Messenger(cfg, epoch, self.clock, self.link, log=self.log.append)
         self.led = Recorder()
-        self.held = False
-        self.app = ButtonApp(self.msgr, self.clock, self.is_held, self.led, self.battery,
-                             log=self.log.append)
+        self.held = held
+        self.mv = 3900
+        self.settings = Settings(self.flash["venue"], self.log.append)
+        self.outbox = Outbox(self.clock, self.flash["outbox"], self.log.append)
+        self.heartbeat = Heartbeat(self.msgr, self.settings, self.battery, self.outbox)
+        self.app = ButtonApp(self.msgr, self.clock, self.is_held, self.led, self.battery, self.settings,
+                             self.heartbeat, self.outbox, self.log.append, woke_by_button)
         self.app.start()
         self.cmd_seq = 0
 
@@ -47,7 +58,18 @@ class Rig:
         return self.held
 
     def battery(self):
-        return 3900
+        return self.mv
+
+    def command(self, mtype, fields):
+        self.cmd_seq += 1
+        body = {"ep": GATEWAY_EP, "seq": self.cmd_seq, "ts": self.clock.epoch_s()}
+        body.update(fields)
+        t, payload = rbproto.encode(KEY, SITE, DEVICE, mtype, body)
+        self.link.deliver(t, payload)
+
+    def sent(self):
+        """(topic, payload, retain) the device published, heartbeats left out."""
+        return [s for s in self.link.sent if not s[0].endswith("/heartbeat")]
 
     def run(self, ms):
         end = self.clock.ms() + ms
@@ -80,9 +102,10 @@ def key_for(device):
 
 
 def events(rig, mtype=None):
-    """Decoded, verified events the device published (signature checked with the device key)."""
+    """Decoded, verified events the device published (signature checked with the device key),
+    heartbeats left out unless asked for."""
     out = []
-    for t, payload, _retain in rig.link.sent:
+    for t, payload, _retain in rig.link.sent if mtype == "heartbeat" else rig.sent():
         msg = rbproto.decode(t, payload, key_for)
         if mtype is None or msg.mtype == mtype:
             out.append(msg)
@@ -99,8 +122,8 @@ def test_start_registers_on_message():
 def test_short_press_publishes_one_signed_press():
     rig = Rig()
     rig.press()
-    assert len(rig.link.sent) == 1
-    t, payload, retain = rig.link.sent[0]
+    assert len(rig.sent()) == 1
+    t, payload, retain = rig.sent()[0]
     assert t == "rb/v1/%s/%s/evt/press" % (SITE, DEVICE)
     assert retain is False
     msg = rbproto.decode(t, payload, key_for)
@@ -109,7 +132,7 @@ def test_short_press_publishes_one_signed_press():
     assert msg.device == DEVICE
     assert msg.body["kind"] == "complaint"
     assert msg.body["ep"] == EPOCH
-    assert msg.body["seq"] == 1
+    assert msg.body["seq"] == 2  # 1 went to the boot heartbeat
     assert msg.body["bat"] == 3900
     assert msg.body["ts"] == 1767225600  # the clock's wall time, under a second after boot
     assert rig.app.state == rbproto.SENDING
@@ -119,7 +142,7 @@ def test_short_press_publishes_one_signed_press():
 def test_press_event_fails_verification_with_another_key():
     rig = Rig()
     rig.press()
-    t, payload, _ = rig.link.sent[0]
+    t, payload, _ = rig.sent()[0]
     other = b"\x01" * 32
     try:
         rbproto.decode(t, payload, lambda d: other)
@@ -135,8 +158,8 @@ def test_sequence_numbers_increase():
     rig.press()
     rig.press()
     seqs = [m.body["seq"] for m in events(rig, "press")]
-    assert seqs == [1, 2, 3]
-    assert len(rig.link.sent) == 3
+    assert seqs == [2, 3, 4]  # 1 went to the boot heartbeat
+    assert len(rig.sent()) == 3
 
 
 def test_bouncing_contact_sends_nothing():
@@ -146,7 +169,7 @@ def test_bouncing_contact_sends_nothing():
         rig.run(TICK_MS)
     rig.held = False
     rig.run(1000)
-    assert rig.link.sent == []
+    assert rig.sent() == []
     assert rig.app.state == IDLE
 
 
@@ -165,7 +188,7 @@ def test_double_press_sends_happy_and_long_press_sends_cancel():
     assert [m.mtype for m in evs] == ["press", "cancel"]
     assert evs[0].body["kind"] == "happy"
     assert evs[1].body["bat"] == 3900
-    assert [m.body["seq"] for m in evs] == [1, 2]
+    assert [m.body["seq"] for m in evs] == [2, 3]
 
 
 def test_feedback_drives_states_and_colours():
@@ -224,7 +247,7 @@ def test_replayed_feedback_is_dropped():
     rig.link.deliver(t, delivered)  # same ep/seq again
     assert rig.msgr.dropped == 1
     assert rig.app.state == rbproto.ACKNOWLEDGED
-    assert rig.link.sent[1:] == []  # a drop is never answered
+    assert rig.sent()[1:] == []  # a drop is never answered
 
 
 def test_duplicate_feedback_is_dropped():
@@ -309,12 +332,197 @@ def test_late_delivery_after_error_recovers():
     assert rig.led.value == BLUE
 
 
-def test_link_down_shows_error_at_once():
+def test_press_with_the_link_down_is_queued_then_sent_with_its_original_time_and_number():
     rig = Rig(link_up=False)
     rig.press()
-    assert rig.link.sent == []
+    assert rig.sent() == []
+    assert len(rig.outbox) == 1
+    assert any(line.startswith("PRESS seq=1 queued") for line in rig.log)
+    assert rig.app.state == rbproto.SENDING
+    rig.run(DELIVER_TIMEOUT_MS)
+    assert rig.app.state == rbproto.ERROR  # never press into the void
+    assert rig.led.value in (RED, OFF)
+    pressed_ts = rig.clock.epoch_s() - DELIVER_TIMEOUT_MS // 1000
+    rig.clock.advance(60000)
+    rig.link.up = True
+    rig.run(100)
+    presses = events(rig, "press")
+    assert len(presses) == 1
+    assert presses[0].body["seq"] == 1
+    assert presses[0].body["ts"] <= pressed_ts + 1  # the time of the press, not of the sending
+    assert len(rig.outbox) == 0
+    rig.send_feedback(rbproto.DELIVERED)
+    assert rig.app.state == rbproto.DELIVERED
+
+
+def test_queued_press_survives_a_reset_and_goes_before_anything_of_the_new_epoch():
+    first = Rig(link_up=False)
+    first.press()
+    assert len(first.outbox) == 1
+    # power cut: a new boot epoch, the same flash
+    again = Rig(link_up=True, epoch=EPOCH + 1, flash=first.flash, clock=first.clock)
+    assert any("QUEUE restored 1" in line for line in again.log)
+    again.run(50)
+    sent = [rbproto.decode(t, p, key_for) for t, p, _r in again.link.sent]
+    assert [(m.mtype, m.body["ep"], m.body["seq"]) for m in sent[:2]] == [
+        ("press", EPOCH, 1), ("heartbeat", EPOCH + 1, 1)]
+    assert len(again.outbox) == 0
+
+
+def test_outbox_keeps_first_and_newest_when_full_and_backs_off():
+    clock = ManualClock()
+    log = []
+    box = Outbox(clock, scratch("outbox.txt"), log.append, max_items=3)
+    for seq in range(1, 6):
+        box.put(EPOCH, seq, "rb/v1/x/btn/evt/press", b"{}")
+    assert [item[1] for item in box.items] == [1, 4, 5]
+    assert box.dropped == 2
+    link = FakeLink(up=False)
+    assert box.flush(link) == 0
+    assert box.retry_in_ms() == 1000
+    clock.advance(500)
+    link.up = True
+    assert box.flush(link) == 0  # still waiting out the back-off
+    clock.advance(500)
+    assert box.flush(link) == 3
+    assert box.retry_in_ms() is None
+    assert [s[0] for s in link.sent] == ["rb/v1/x/btn/evt/press"] * 3
+    restored = Outbox(clock, box.path)
+    assert len(restored) == 0
+
+
+def test_outbox_back_off_grows():
+    clock = ManualClock()
+    box = Outbox(clock, scratch("outbox.txt"), lambda line: None)
+    box.put(EPOCH, 1, "t/evt/press", b"{}")
+    link = FakeLink(up=False)
+    waits = []
+    for _ in range(6):
+        box.flush(link)
+        waits.append(box.retry_in_ms())
+        clock.advance(box.retry_in_ms())
+    assert waits == [1000, 2000, 5000, 10000, 30000, 30000]
+
+
+def test_torn_outbox_file_keeps_complete_lines():
+    path = scratch("outbox.txt")
+    with open(path, "w") as f:
+        f.write("5 1 rb/v1/x/btn/evt/press {\"a\":1}\n5 2 rb/v1/x/bt")
+    box = Outbox(ManualClock(), path, lambda line: None)
+    assert [item[1] for item in box.items] == [1]
+
+
+def test_unanswered_press_is_sent_again_with_the_same_number():
+    rig = Rig()
+    rig.press()
+    rig.run(DELIVER_TIMEOUT_MS)
     assert rig.app.state == rbproto.ERROR
-    assert rig.led.value == RED
+    rig.run(100)
+    presses = events(rig, "press")
+    assert [m.body["seq"] for m in presses] == [2, 2]  # the gateway answers a repeat once more
+    rig.send_feedback(rbproto.DELIVERED)
+    assert rig.app.state == rbproto.DELIVERED
+    rig.run(DELIVER_TIMEOUT_MS * 2)
+    assert len(events(rig, "press")) == 2
+
+
+def test_venue_gesture_map_from_config_is_used_and_kept_in_flash():
+    rig = Rig()
+    rig.command("config", {"cv": 7, "gest": "short=help,long=cancel,double=bill", "acts": "fixed",
+                           "hb": 600, "rebuzz": 20})
+    rig.press()
+    assert events(rig, "press")[0].body["kind"] == "help"
+    again = Rig(flash=rig.flash)
+    assert again.settings.version == 7
+    assert again.app.gestures == {"short": "help", "long": "cancel", "double": "bill"}
+    assert again.settings.heartbeat_ms == 600000
+
+
+def test_heartbeat_reports_battery_signal_firmware_uptime_queue_and_config():
+    rig = Rig()
+    rig.run(20)
+    beats = events(rig, "heartbeat")
+    assert len(beats) == 1
+    b = beats[0].body
+    assert (b["bat"], b["rssi"], b["fw"], b["up"], b["q"], b["cv"]) == (3900, -60, "0.1.0", 0, 0, 0)
+    rig.clock.advance(299000)
+    rig.run(20)
+    assert len(events(rig, "heartbeat")) == 1
+    rig.clock.advance(1000)
+    rig.run(20)
+    beats = events(rig, "heartbeat")
+    assert len(beats) == 2
+    assert beats[1].body["up"] == 300
+
+
+def test_low_battery_is_shown_on_the_way_back_to_idle():
+    rig = Rig()
+    rig.mv = 3300
+    rig.press()
+    assert events(rig, "press")[0].body["bat"] == 3300
+    rig.send_feedback(rbproto.CANCELLED)
+    rig.run(700)
+    assert rig.app.state == LOW_BATTERY
+    assert rig.led.value in (AMBER, OFF)
+    assert AMBER in rig.led.calls
+    rig.run(800)
+    assert rig.app.state == IDLE
+
+
+def test_error_from_the_gateway_is_shown_then_the_button_may_sleep():
+    rig = Rig()
+    rig.press()
+    rig.send_feedback(rbproto.ERROR)
+    rig.run(1000)
+    assert rig.app.sleep_ms() is None
+    rig.clock.advance(ERROR_SHOW_MS)
+    rig.run(20)
+    assert rig.app.state == IDLE
+
+
+def test_sleeps_only_when_idle_and_quiet_until_the_next_heartbeat():
+    rig = Rig()
+    rig.run(20)  # boot heartbeat out
+    rig.press()
+    assert rig.app.sleep_ms() is None  # showing "sending"
+    rig.send_feedback(rbproto.RESOLVED)
+    rig.run(3100)
+    assert rig.app.state == IDLE
+    assert rig.app.sleep_ms() is None  # a second press or a cancel may follow
+    rig.run(AWAKE_MS)
+    nap = rig.app.sleep_ms()
+    assert nap is not None and 0 < nap <= 300000 - AWAKE_MS - 3000
+
+
+def test_a_timer_wake_sleeps_again_right_after_its_heartbeat():
+    rig = Rig()
+    rig.run(600)
+    assert len(events(rig, "heartbeat")) == 1
+    nap = rig.app.sleep_ms()
+    assert nap is not None and 299000 <= nap <= 300000
+
+
+def test_with_the_link_down_it_waits_for_it_a_while_then_sleeps_and_retries():
+    rig = Rig(link_up=False)
+    rig.run(600)
+    assert rig.app.sleep_ms() is None  # still connecting
+    rig.run(5000)
+    assert rig.app.sleep_ms() == 60000
+
+
+def test_the_press_that_woke_the_board_counts():
+    rig = Rig(woke_by_button=True, held=True)
+    rig.run(80)  # the finger comes off soon after boot
+    rig.held = False
+    rig.run(500)
+    presses = events(rig, "press")
+    assert len(presses) == 1 and presses[0].body["kind"] == "complaint"
+
+
+def test_a_short_press_over_before_boot_still_counts():
+    rig = Rig(woke_by_button=True, held=False)
+    rig.run(20)
+    assert len(events(rig, "press")) == 1
 
 
 def test_acknowledged_goes_dark_after_ack_show_time():
@@ -328,3 +536,22 @@ def test_acknowledged_goes_dark_after_ack_show_time():
     rig.run(TICK_MS)
     assert rig.app.state == IDLE
     assert rig.led.value == OFF
+
+
+def test_queue_and_numbering_carry_across_deep_sleep():
+    from device import resume, session_text
+
+    first = Rig(link_up=False)
+    first.press()
+    assert len(first.outbox) == 1
+    rtc = session_text(first.msgr)  # written to RTC memory before deep sleep
+    assert resume(rtc, woke=False) is None  # a reset or power cut: RTC memory means nothing
+    assert resume("garbage", woke=True) is None
+    ep, seq = resume(rtc, woke=True)
+    assert (ep, seq) == (EPOCH, first.msgr.seq)
+    again = Rig(link_up=True, epoch=ep, flash=first.flash, clock=first.clock)
+    again.msgr.seq = seq
+    again.run(50)
+    sent = [rbproto.decode(t, p, key_for) for t, p, _r in again.link.sent]
+    assert [(m.mtype, m.body["ep"], m.body["seq"]) for m in sent] == [
+        ("press", EPOCH, 1), ("heartbeat", EPOCH, seq + 1)]

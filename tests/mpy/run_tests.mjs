@@ -81,7 +81,7 @@ function usage(msg) {
   process.exit(2);
 }
 
-function findMicroPython(repo) {
+export function findMicroPython(repo) {
   const candidates = [
     path.join(repo, ".venv", "node", "node_modules", MPY_PACKAGE),
     path.join(repo, "node_modules", MPY_PACKAGE),
@@ -93,7 +93,7 @@ function findMicroPython(repo) {
 }
 
 // Every file under `dir` as [absolute path, path relative to dir], skipping __pycache__.
-function walk(dir, rel = "") {
+export function walk(dir, rel = "") {
   const out = [];
   for (const entry of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
     const r = rel ? `${rel}/${entry.name}` : entry.name;
@@ -106,7 +106,7 @@ function walk(dir, rel = "") {
   return out;
 }
 
-function copyInto(mp, dest, files) {
+export function copyInto(mp, dest, files) {
   for (const [src, rel] of files) {
     const target = `${dest}/${rel}`;
     mp.FS.mkdirTree(target.slice(0, target.lastIndexOf("/")) || "/");
