@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import FrameType
@@ -37,20 +37,29 @@ def sigterm_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, raise_interrupt)
 
 
-def cmd_gateway(args: argparse.Namespace) -> int:
-    venue = load_venue(args.venue)
-    store = Store(args.db)
-    gw = Gateway(venue, store, args.broker)
+def serve(start: Callable[[], object], stop: Callable[[], None]) -> int:
+    """Start a service and keep it running until SIGINT or SIGTERM, then stop it cleanly."""
     sigterm_as_interrupt()
     try:
-        gw.start()
+        start()
         threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:
+        stop()
+    return 0
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    venue = load_venue(args.venue)
+    store = Store(args.db)
+    gw = Gateway(venue, store, args.broker)
+
+    def stop() -> None:
         gw.stop()
         store.close()
-    return 0
+
+    return serve(gw.start, stop)
 
 
 def cmd_bridge(args: argparse.Namespace) -> int:
@@ -58,15 +67,7 @@ def cmd_bridge(args: argparse.Namespace) -> int:
     from .serial_bridge import SerialBridge
 
     bridge = SerialBridge(load_venue(args.venue), args.broker, args.port, baud=args.baud)
-    sigterm_as_interrupt()
-    try:
-        bridge.start()
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        bridge.stop()
-    return 0
+    return serve(bridge.start, bridge.stop)
 
 
 def cmd_venue_check(args: argparse.Namespace) -> int:

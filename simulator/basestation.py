@@ -11,10 +11,8 @@ from __future__ import annotations
 import errno
 import json
 import os
-import re
 import tempfile
 import threading
-import time
 import tty
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ shims.install()
 import base_app  # noqa: E402  (firmware modules: importable only once the shims are installed)
 import base_board  # noqa: E402
 
+from .logbook import LogBook  # noqa: E402
 from .shims import espnow, machine, network  # noqa: E402
 
 BASE_PINS = Path(__file__).resolve().parents[1] / "hardware" / "pins" / "base.json"
@@ -82,10 +81,10 @@ class PtySerial:
                 view = view[n:]
 
 
-class VirtualBaseStation:
+class VirtualBaseStation(LogBook):
     def __init__(self, channel: int = 1, state_dir: Path | None = None, echo: bool = False) -> None:
+        super().__init__("base", echo)
         self.channel = channel
-        self.echo = echo
         self.flash = Path(state_dir or tempfile.mkdtemp(prefix="rb-base-"))
         self.flash.mkdir(parents=True, exist_ok=True)
         (self.flash / "config.json").write_text(json.dumps({"role": "base", "espnow": {"channel": channel}}))
@@ -96,8 +95,6 @@ class VirtualBaseStation:
         self.port = str(self.flash / "ttyRB0")  # what the bridge opens: a symlink to the pty's slave
         self.serial = PtySerial()
         self.app: Any = None
-        self.lines: list[tuple[float, str]] = []
-        self._cv = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -111,11 +108,7 @@ class VirtualBaseStation:
             self.serial.write((line + "\n").encode())
         except OSError:
             pass
-        with self._cv:
-            self.lines.append((time.time(), line))
-            self._cv.notify_all()
-        if self.echo:
-            print(f"  [base] {line}", flush=True)
+        super().log(line)
 
     def plug(self) -> None:
         """Connect the USB cable: a new pty, and the stable name pointed at it."""
@@ -161,19 +154,3 @@ class VirtualBaseStation:
         if radio is not None:
             radio.active(False)
         self.unplug()
-
-    def wait_for(self, pattern: str, timeout: float = 10.0, since: int = 0) -> tuple[float, str] | None:
-        """The first log line from index `since` on matching `pattern`, waiting up to `timeout` s."""
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        with self._cv:
-            seen = since
-            while True:
-                for t, line in self.lines[seen:]:
-                    if rx.search(line):
-                        return t, line
-                seen = max(seen, len(self.lines))
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self._cv.wait(left)

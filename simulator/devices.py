@@ -7,7 +7,6 @@ test or the demo can wait for a marker such as `ALERT inc=1 shown`."""
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ import pager_screen  # noqa: E402
 import runner  # noqa: E402
 
 from .hostlink import HostLink  # noqa: E402
+from .logbook import LogBook  # noqa: E402
 
 PIN_MAPS = Path(__file__).resolve().parents[1] / "hardware" / "pins"
 LOOP_MS = 2  # the board loops every 10 ms; the simulator is quicker so latency figures stay honest
@@ -45,7 +45,7 @@ def device_config(venue: Venue, device_id: str, broker_url: str) -> dict[str, An
             "role": venue.devices[device_id].role, "broker_url": broker_url}
 
 
-class VirtualDevice:
+class VirtualDevice(LogBook):
     """One simulated board. A role with `make_app` (the firmware's own) boots through the firmware's
     runner.run on this device's thread, from files in its own flash folder (config.json, pins.json,
     epoch, outbox, venue settings), so deep sleep, wake and reboot follow the board's code path."""
@@ -54,9 +54,9 @@ class VirtualDevice:
     make_app: Any = None  # the firmware's make_app(boot); None: the app is built in __init__
 
     def __init__(self, cfg: dict[str, Any], state_dir: Path, echo: bool = False) -> None:
+        super().__init__(cfg["device"], echo)
         self.cfg = cfg
         self.id: str = cfg["device"]
-        self.echo = echo
         self.clock = clock.SystemClock()
         self.flash = state_dir / self.id
         self.flash.mkdir(parents=True, exist_ok=True)
@@ -65,10 +65,8 @@ class VirtualDevice:
             (self.flash / "pins.json").write_text(json.dumps(pinmap(self.role)))
         self.chip = machine.Chip()
         self.link_up = True  # False: this device's radio is out (fault injection)
-        self.lines: list[tuple[float, str]] = []
         self.boots = 0
         self.asleep = False
-        self._cv = threading.Condition()
         self._stop = threading.Event()
         self._reboot = threading.Event()
         self._thread: threading.Thread | None = None
@@ -82,13 +80,6 @@ class VirtualDevice:
             self.msgr = device.Messenger(cfg, self.epoch, self.clock, None, log=self.log)
             self.link = HostLink(cfg, cfg["broker_url"], self.msgr.status)
             self.msgr.link = self.link
-
-    def log(self, line: str) -> None:
-        with self._cv:
-            self.lines.append((time.time(), line))
-            self._cv.notify_all()
-        if self.echo:
-            print(f"  [{self.id}] {line}", flush=True)
 
     def start(self, timeout: float = 10.0) -> VirtualDevice:
         """Power the board on; returns once its firmware is READY."""
@@ -202,22 +193,6 @@ class VirtualDevice:
             time.sleep(0.005)
         return True
 
-    def wait_for(self, pattern: str, timeout: float = 10.0, since: int = 0) -> tuple[float, str] | None:
-        """The first log line from index `since` on matching `pattern` (a regex), waiting up to
-        `timeout` seconds."""
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        with self._cv:
-            seen = since
-            while True:
-                for t, line in self.lines[seen:]:
-                    if rx.search(line):
-                        return t, line
-                seen = max(seen, len(self.lines))
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self._cv.wait(left)
 
 
 class VirtualButton(VirtualDevice):
