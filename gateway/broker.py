@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from .tls import BrokerTls
+
 CONFIG = """\
 user {user}
 listener {port} 127.0.0.1
@@ -33,6 +35,15 @@ log_dest file {dir}/mosquitto.log
 log_type error
 log_type warning
 log_type notice
+"""
+
+# A second listener speaking TLS with a certificate from the venue CA (gateway/tls.py).
+TLS_LISTENER = """\
+listener {port} 127.0.0.1
+cafile {tls.ca_pem}
+certfile {tls.cert}
+keyfile {tls.key}
+tls_version tlsv1.2
 """
 
 
@@ -56,19 +67,30 @@ def free_port() -> int:
 class Mosquitto:
     """One mosquitto process; start() waits until it accepts connections, stop() reaps it."""
 
-    def __init__(self, workdir: Path | None = None, port: int | None = None) -> None:
+    def __init__(self, workdir: Path | None = None, port: int | None = None, tls: BrokerTls | None = None) -> None:
         self.dir = Path(workdir or tempfile.mkdtemp(prefix="rb-broker-"))
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
+        self.tls = tls
+        self.tls_port = free_port() if tls else None
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
+    @property
+    def tls_url(self) -> str:
+        if self.tls_port is None:
+            raise BrokerError("this broker has no TLS listener")
+        return f"mqtts://127.0.0.1:{self.tls_port}"
+
     def start(self, timeout: float = 10.0) -> Mosquitto:
         conf = self.dir / "mosquitto.conf"
-        conf.write_text(CONFIG.format(user=getpass.getuser(), port=self.port, dir=self.dir))
+        text = CONFIG.format(user=getpass.getuser(), port=self.port, dir=self.dir)
+        if self.tls is not None:
+            text += TLS_LISTENER.format(port=self.tls_port, tls=self.tls)
+        conf.write_text(text)
         # A session of its own: Ctrl-C in a terminal reaches the process that owns the broker, which
         # stops its clients first and the broker last, instead of killing the broker under them.
         self.proc = subprocess.Popen([find_mosquitto(), "-c", str(conf)], stdout=subprocess.DEVNULL,
@@ -79,7 +101,9 @@ class Mosquitto:
                 err = self.proc.stderr.read().decode() if self.proc.stderr else ""
                 raise BrokerError(f"mosquitto exited with {self.proc.returncode}: {err.strip()}")
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                for port in (self.port, self.tls_port):
+                    if port is not None:
+                        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 return self
             except OSError:
                 time.sleep(0.02)

@@ -35,9 +35,9 @@ Handler = Callable[[str, bytes], None]
 
 def parse_broker_url(url: str) -> tuple[str, int]:
     u = urlparse(url if "://" in url else f"mqtt://{url}")
-    if u.scheme not in ("mqtt", "tcp"):
-        raise ValueError(f"unsupported broker URL scheme {u.scheme!r} (use mqtt://host:port)")
-    return u.hostname or "127.0.0.1", u.port or 1883
+    if u.scheme not in ("mqtt", "tcp", "mqtts"):
+        raise ValueError(f"unsupported broker URL scheme {u.scheme!r} (use mqtt://host:port or mqtts://host:port)")
+    return u.hostname or "127.0.0.1", u.port or (8883 if u.scheme == "mqtts" else 1883)
 
 
 def set_nodelay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:

@@ -38,6 +38,10 @@ class HostLink:
         c.on_message = lambda _c, _u, m: self.inbox.put((m.topic, bytes(m.payload)))
         if cfg.get("mqtt_user"):
             c.username_pw_set(cfg["mqtt_user"], cfg.get("mqtt_password"))
+        if cfg.get("broker_tls"):
+            import mqtt_link  # the firmware's own TLS set-up, on the tls shim (CPython's ssl)
+
+            c.tls_set_context(mqtt_link.tls_context(cfg))
         topic, will = status(rbproto.OFFLINE)
         c.will_set(topic, will, qos=1, retain=True)
         self.client = c

@@ -1,8 +1,6 @@
 # The MQTT-over-WiFi radio link (hal.Link) on umqtt.simple: QoS 1, last-will, reconnect with backoff.
 import socket
 
-from umqtt.simple import MQTTClient
-
 import rbproto
 
 KEEPALIVE_S = 30
@@ -85,6 +83,8 @@ class MqttLink:
     def _connect(self):
         cfg = self.cfg
         will_topic, will = self.status(rbproto.OFFLINE)
+        from umqtt.simple import MQTTClient  # here, so the host can import this module without it
+
         try:
             ctx = tls_context(cfg)
             c = MQTTClient(cfg["device"], cfg["broker_host"], cfg.get("broker_port", 8883 if ctx else 1883),

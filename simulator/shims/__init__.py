@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import esp32, espnow, framebuf, machine, micropython, neopixel, network, ssd1306
+from . import esp32, espnow, framebuf, machine, micropython, neopixel, network, ssd1306, tls
 
 FIRMWARE_LIB = Path(__file__).resolve().parents[2] / "firmware" / "lib"
 
@@ -44,7 +44,7 @@ def install() -> None:
     (as micropython-mqtt's no-hardware tests do) rather than replacing it, which the rest of the
     process still needs."""
     for name, module in (("machine", machine), ("esp32", esp32), ("network", network), ("neopixel", neopixel),
-                         ("ssd1306", ssd1306), ("framebuf", framebuf), ("micropython", micropython),
+                         ("ssd1306", ssd1306), ("framebuf", framebuf), ("micropython", micropython), ("tls", tls),
                          ("espnow", espnow)):
         sys.modules.setdefault(name, module)
     for name, fn in (("ticks_ms", ticks_ms), ("ticks_add", ticks_add), ("ticks_diff", ticks_diff),
