@@ -16,16 +16,14 @@ from types import FrameType
 
 import rbproto
 
+from .logs import FORMATS, JSON, TEXT, setup_logging
+from .reload import VenueWatcher
 from .service import Gateway
 from .store import Store
 from .venue import VenueError, load_venue
 
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
-
-
-def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s.%(msecs)03d %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+log = logging.getLogger("redbutton")
 
 
 def sigterm_as_interrupt() -> None:
@@ -51,15 +49,23 @@ def serve(start: Callable[[], object], stop: Callable[[], None]) -> int:
 
 
 def cmd_gateway(args: argparse.Namespace) -> int:
+    """The gateway; SIGHUP (and, with --watch, an edit of the file) reloads the venue in place."""
     venue = load_venue(args.venue)
     store = Store(args.db)
     gw = Gateway(venue, store, args.broker)
+    watcher = VenueWatcher(args.venue, gw.reload, args.watch_interval, site=venue.site, counters=gw.counters)
+    signal.signal(signal.SIGHUP, lambda _sig, _frame: watcher.trigger())
+
+    def start() -> None:
+        gw.start()
+        watcher.start(poll=args.watch)
 
     def stop() -> None:
+        watcher.stop()
         gw.stop()
         store.close()
 
-    return serve(gw.start, stop)
+    return serve(start, stop)
 
 
 def cmd_bridge(args: argparse.Namespace) -> int:
@@ -111,15 +117,28 @@ def cmd_sign(args: argparse.Namespace) -> int:
     return 0
 
 
+def positive_seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="redbutton", description="Red Button service-recovery alert system")
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--log-format", choices=FORMATS, default=TEXT,
+                   help="text (default) or json: one object per line, for the journal and log shippers")
     sub = p.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("gateway", help="run the gateway")
     g.add_argument("--venue", required=True, type=Path)
     g.add_argument("--broker", default=DEFAULT_BROKER, help=f"broker URL (default {DEFAULT_BROKER})")
     g.add_argument("--db", default="redbutton.db", help="SQLite file (default redbutton.db)")
+    g.add_argument("--watch", action=argparse.BooleanOptionalAction, default=True,
+                   help="reload the venue when its file changes (default on; SIGHUP reloads either way)")
+    g.add_argument("--watch-interval", type=positive_seconds, default=1.0, metavar="SECONDS",
+                   help="how often the venue file is checked (default 1)")
     g.set_defaults(func=cmd_gateway)
 
     br = sub.add_parser("bridge", help="run the serial bridge of an ESP-NOW base station")
@@ -151,14 +170,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(args.verbose)
+    setup_logging(args.verbose, args.log_format)
+    as_json = args.log_format == JSON  # then stderr carries nothing but JSON lines, errors included
     try:
         return int(args.func(args))
     except (VenueError, rbproto.ProtocolError) as e:
-        print(f"redbutton: {e}", file=sys.stderr)
+        if as_json:
+            log.error("%s", e)
+        else:
+            print(f"redbutton: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception:
+        if not as_json:
+            raise
+        log.exception("redbutton %s failed", args.command)
+        return 1
 
 
 if __name__ == "__main__":

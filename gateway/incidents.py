@@ -14,7 +14,7 @@ UNREACHED = "unreached"  # nobody could be paged: an alarm, never a silent drop
 
 # state -> states it may move to
 TRANSITIONS: dict[str, frozenset[str]] = {
-    OPEN: frozenset({PAGED, UNREACHED, CANCELLED, EXPIRED}),
+    OPEN: frozenset({PAGED, UNREACHED, CANCELLED, EXPIRED, CLOSED}),  # CLOSED: feedback, nothing to do
     UNREACHED: frozenset({PAGED, CANCELLED, EXPIRED}),
     PAGED: frozenset({PAGED, ACKNOWLEDGED, UNREACHED, CANCELLED, EXPIRED}),
     ACKNOWLEDGED: frozenset({RESOLVED, CANCELLED}),

@@ -1,19 +1,19 @@
-"""Who is paged for a table: the table's own responder first, then on-duty staff of its zone."""
+"""Who is paged: on-duty, reachable staff of the level's role who cover the table's zone, best first."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 
-from .venue import Staff, Table, Venue
+from .venue import Staff, Venue
 
 
-def candidates(venue: Venue, table: Table, device_state: Mapping[str, str],
-               exclude: Collection[str] = (), duty: Mapping[str, bool] | None = None) -> list[Staff]:
-    """On-duty staff who cover the table's zone and whose pager is not known to be offline, best
-    first: the table's assigned responder, then pagers seen online, then the rest by id. `duty`
-    holds the pagers' own on/off-duty toggles, which override the venue file's default."""
-    toggles = duty or {}
+def candidates(venue: Venue, zone: str, role: str, available: Callable[[Staff], bool],
+               exclude: Collection[str] = (), busy: Mapping[str, int] | None = None,
+               prefer: str | None = None, online: Collection[str] = ()) -> list[Staff]:
+    """Staff of `role` covering `zone` that `available` accepts (on duty, pager not offline or
+    silent), not in `exclude`; best first: the table's own responder (`prefer`), then pagers seen
+    online, then the least busy, then by id so the order is stable."""
+    load = busy or {}
     eligible = [s for s in venue.staff.values()
-                if toggles.get(s.pager, s.on_duty) and table.zone in s.zones and s.id not in exclude
-                and device_state.get(s.pager) != "offline"]
-    return sorted(eligible, key=lambda s: (s.id != table.responder, device_state.get(s.pager) != "online", s.id))
+                if s.role == role and zone in s.zones and s.id not in exclude and available(s)]
+    return sorted(eligible, key=lambda s: (s.id != prefer, s.pager not in online, load.get(s.id, 0), s.id))

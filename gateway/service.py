@@ -1,22 +1,28 @@
-"""The gateway service: verifies every device message and drives incidents from press to resolve.
+"""The gateway service: verifies every device message and drives incidents from press to follow-up.
 
-Inbound messages arrive on the MQTT thread and are handled there one at a time, so the incident
-logic needs no locks of its own. Every refused message is logged with its reason and counted."""
+Inbound messages arrive on the MQTT thread, timers fire on the escalation thread; one lock
+serialises both, so the incident logic never sees two things at once. Every refused message is
+logged with its reason and counted. The incident is stored before any page for it is published,
+and every timer is a column of its row, so a restart (even `kill -9`) picks up where it stopped."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
 import rbproto
 
-from . import incidents, router
+from . import escalation, incidents, router, supervision
 from .clock import Clock, SystemClock
+from .escalation import Scheduler
 from .metrics import Counters
 from .mqtt_io import MqttIO
+from .noise import RateLimiter
+from .shifts import on_duty
 from .store import Incident, Store
-from .venue import BUTTON, PAGER, Venue
+from .venue import BUTTON, PAGER, Staff, Venue
 
 log = logging.getLogger("redbutton.gateway")
 
@@ -31,8 +37,24 @@ FEEDBACK_FOR_STATE = {
     incidents.UNREACHED: rbproto.ERROR,
     incidents.ACKNOWLEDGED: rbproto.ACKNOWLEDGED,
     incidents.RESOLVED: rbproto.RESOLVED,
+    incidents.FOLLOWED_UP: rbproto.RESOLVED,
+    incidents.CLOSED: rbproto.RESOLVED,
     incidents.CANCELLED: rbproto.CANCELLED,
 }
+
+# Incident origins: a customer's press, a press held for a manager (rate limit), a device in
+# trouble, a zone with too many complaints. All but the first go straight to the manager roles.
+PRESS, HELD, TROUBLE, ZONE = "press", "held", "trouble", "zone"
+ZONE_KIND = "zone_complaints"
+MAX_LEVEL = 9  # the alert's `lvl` (urgency shown and buzzed on the pager) stops growing here
+
+
+class Publisher(Protocol):
+    """Where the gateway's commands go: the broker (MqttIO), or a list in unit tests."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> object: ...
 
 
 def wait_s(inc: Incident, now: float) -> int:
@@ -44,18 +66,30 @@ def wait_s(inc: Incident, now: float) -> int:
 
 class Gateway:
     def __init__(self, venue: Venue, store: Store, broker_url: str, clock: Clock | None = None,
-                 counters: Counters | None = None) -> None:
+                 counters: Counters | None = None, io: Publisher | None = None) -> None:
         self.venue = venue
         self.store = store
         self.clock = clock or SystemClock()
         self.counters = counters or Counters()
+        self._lock = threading.RLock()
         self.windows = {d: rbproto.ReplayWindow(*s) for d, s in store.load_replay().items()}
-        self.device_state: dict[str, str] = store.device_states()
-        self.duty: dict[str, bool] = store.duty_toggles()
+        registry = store.devices()
+        self.device_state: dict[str, str] = {d: str(r["state"]) for d, r in registry.items()}
+        self.heard: dict[str, supervision.Heard] = {
+            d: supervision.Heard(_float(r.get("last_seen")), str(r["state"]), _int(r.get("battery_mv")))
+            for d, r in registry.items()}
+        self.troubles: dict[str, tuple[str, int]] = {
+            d: (str(r["trouble"]), int(str(r["trouble_incident"]))) for d, r in registry.items()
+            if r.get("trouble") and r.get("trouble_incident") is not None}
+        self.duty_toggles: dict[str, tuple[bool, float]] = store.duty_toggles()
         self.epoch = store.next_gateway_epoch(self.clock.now())
+        self.started_at = self.clock.now()
+        self.limiter = RateLimiter(venue.rules.rate_limit_presses, venue.rules.rate_limit_window_s)
+        self.scheduler = Scheduler(self.clock, self.tick)
+        self.scheduler.load(store.deadlines())
         self._seq = 0
         self._seq_lock = threading.Lock()
-        self.io = MqttIO(broker_url, venue.site, f"rb-gateway-{venue.site}", self.handle)
+        self.io: Publisher = io or MqttIO(broker_url, venue.site, f"rb-gateway-{venue.site}", self.handle)
         self._handlers: dict[str, Callable[[rbproto.Message], None]] = {
             "press": self.on_press,
             "cancel": self.on_cancel,
@@ -66,13 +100,33 @@ class Gateway:
             "resolve": self.on_resolve,
         }
 
+    @property
+    def duty(self) -> dict[str, bool]:
+        """Pager -> the wearer's own on/off-duty toggle, where one was set."""
+        return {p: on for p, (on, _at) in self.duty_toggles.items()}
+
     def start(self) -> Gateway:
         self.io.start()
-        log.info("gateway for %s up (command epoch %d)", self.venue.site, self.epoch)
+        self.tick(self.clock.now())  # deadlines that passed while the gateway was down, first
+        self.scheduler.start()
+        log.info("gateway for %s up (command epoch %d, %d timers restored)", self.venue.site, self.epoch,
+                 len(self.store.deadlines()))
         return self
 
     def stop(self) -> None:
+        self.scheduler.stop()
         self.io.stop()
+
+    def reload(self, venue: Venue) -> None:
+        """Swap in an edited venue file; open incidents, timers and device state carry on."""
+        if venue.site != self.venue.site:
+            raise ValueError(f"the venue's site changed from {self.venue.site!r} to {venue.site!r}; restart instead")
+        with self._lock:
+            self.venue = venue
+            self.limiter.limit = venue.rules.rate_limit_presses
+            self.limiter.window_s = venue.rules.rate_limit_window_s
+        log.debug("venue in force: %d tables, %d staff, %d devices", len(venue.tables), len(venue.staff),
+                  len(venue.devices))
 
     # ---- inbound ---------------------------------------------------------------------------
 
@@ -83,35 +137,46 @@ class Gateway:
     def handle(self, topic: str, payload: bytes) -> None:
         """Entry point for every inbound message: validate, verify, dedupe, then dispatch."""
         self.counters.inc("received")
-        try:
-            site, device, mtype = rbproto.parse_topic(topic)
-            if site != self.venue.site:
-                raise rbproto.ProtocolError(rbproto.BAD_TOPIC, f"site {site}")
-            if mtype == "status":
-                self.on_status(topic, payload)
+        with self._lock:
+            try:
+                site, device, mtype = rbproto.parse_topic(topic)
+                if site != self.venue.site:
+                    raise rbproto.ProtocolError(rbproto.BAD_TOPIC, f"site {site}")
+                if mtype == "status":
+                    self.on_status(topic, payload)
+                    return
+                msg = rbproto.decode(topic, payload, self.venue.key_for)
+            except rbproto.ProtocolError as e:
+                self._drop(e.reason, topic, e.detail)
                 return
-            msg = rbproto.decode(topic, payload, self.venue.key_for)
-        except rbproto.ProtocolError as e:
-            self._drop(e.reason, topic, e.detail)
-            return
-        role = self.venue.devices[device].role
-        if SENDER_ROLE.get(mtype, role) != role or mtype not in self._handlers:
-            self._drop("wrong_role", topic, f"{device} is a {role}")
-            return
-        ep, seq = msg.body["ep"], msg.body["seq"]
-        window = self.windows.setdefault(device, rbproto.ReplayWindow())
-        if not window.check(ep, seq):
-            if mtype == "press" and self._answer_again(msg):
+            role = self.venue.devices[device].role
+            if SENDER_ROLE.get(mtype, role) != role or mtype not in self._handlers:
+                self._drop("wrong_role", topic, f"{device} is a {role}")
                 return
-            self._drop(rbproto.REPLAYED, topic, f"ep={ep} seq={seq}")
-            return
-        self._handlers[mtype](msg)
-        window.accept(ep, seq)
-        self.store.save_replay(device, window.ep, window.top, window.bits)
-        self.counters.inc(f"handled.{mtype}")
+            ep, seq = msg.body["ep"], msg.body["seq"]
+            window = self.windows.setdefault(device, rbproto.ReplayWindow())
+            if not window.check(ep, seq):
+                if mtype == "press" and self._answer_again(msg):
+                    return
+                self._drop(rbproto.REPLAYED, topic, f"ep={ep} seq={seq}")
+                return
+            self._heard(device, self.clock.now())
+            self._handlers[mtype](msg)
+            window.accept(ep, seq)
+            self.store.save_replay(device, window.ep, window.top, window.bits)
+            self.counters.inc(f"handled.{mtype}")
+
+    def _heard(self, device: str, now: float, state: str | None = None) -> None:
+        h = self.heard.setdefault(device, supervision.Heard())
+        h.last_seen = now
+        if state is not None:
+            h.state = state
+        elif h.state == rbproto.OFFLINE:
+            h.state = rbproto.ONLINE  # it talks, so it is back, whatever its last will said
 
     def _answer_again(self, msg: rbproto.Message) -> bool:
-        """A press re-sent because its feedback was lost: answer again without recording it twice."""
+        """A press re-sent because its feedback was lost (or delivered twice by QoS 1): answer again
+        without recording it twice."""
         inc_id = self.store.press_incident(msg.device, msg.body["ep"], msg.body["seq"])
         inc = self.store.incident(inc_id) if inc_id is not None else None
         if inc is None:
@@ -126,15 +191,18 @@ class Gateway:
             return
         if device not in self.venue.devices:
             raise rbproto.ProtocolError(rbproto.UNKNOWN_DEVICE, device)
+        now = self.clock.now()
         self.device_state[device] = state
-        self.store.device_status(device, state, fw, ep, self.clock.now())
-        log.info("DEVICE %s %s fw=%s ep=%d", device, state, fw, ep)
+        self._heard(device, now, state)
+        self.store.device_status(device, state, fw, ep, now)
+        log.info("DEVICE %s %s fw=%s ep=%d", device, state, fw, ep, extra={"device": device})
         if state == rbproto.ONLINE:
             self._send_config(device)
 
     def on_heartbeat(self, msg: rbproto.Message) -> None:
         b = msg.body
         self.device_state[msg.device] = rbproto.ONLINE
+        self.heard[msg.device].battery_mv = b["bat"]
         self.store.device_heartbeat(msg.device, self.clock.now(), b["bat"], b["rssi"], b["fw"], b["q"], b["up"],
                                     b["cv"])
         if b["cv"] != self._config_for(msg.device)["cv"]:
@@ -142,10 +210,12 @@ class Gateway:
 
     def on_duty(self, msg: rbproto.Message) -> None:
         on = msg.body["on"] != 0
-        self.duty[msg.device] = on
-        self.store.device_duty(msg.device, on, self.clock.now())
+        now = self.clock.now()
+        self.duty_toggles[msg.device] = (on, now)
+        self.store.device_duty(msg.device, on, now)
         staff = self.venue.staff_by_pager.get(msg.device)
-        log.info("DUTY %s %s (%s)", staff.id if staff else msg.device, "on" if on else "off", msg.device)
+        log.info("DUTY %s %s (%s)", staff.id if staff else msg.device, "on" if on else "off", msg.device,
+                 extra={"device": msg.device, "staff": staff.id if staff else None})
 
     def _config_for(self, device: str) -> dict[str, int | str]:
         return self.venue.device_settings.config(self.venue.devices[device].role)
@@ -154,46 +224,210 @@ class Gateway:
         """The venue's settings for the device: its gesture map or recovery actions, intervals."""
         self._send(device, "config", self._config_for(device))
 
+    # ---- presses ---------------------------------------------------------------------------
+
     def on_press(self, msg: rbproto.Message) -> None:
         table = self.venue.table_by_button.get(msg.device)
         if table is None:
             self._drop("unassigned_button", msg.device, "button is on no table")
             return
-        now = self.clock.now()
         press = (msg.body["ep"], msg.body["seq"])
+        if self.store.press_incident(msg.device, *press) is not None:  # redelivered after a crash
+            self._answer_again(msg)
+            return
+        now = self.clock.now()
         kind = msg.body["kind"]
+        if kind in self.venue.rules.quiet_kinds:
+            self._feedback_press(msg, table.id, table.zone, kind, press, now)
+            return
+        flagged = self.limiter.press(msg.device, now)
         active = self.store.active_incident(table.id)
         if active is not None:
-            self.store.join_incident(active.id, msg.device, kind, now, press)
-            log.info("JOIN inc=%d %s %s (press %d)", active.id, table.id, kind, active.presses + 1)
-            self._feedback(msg.device, active.id, FEEDBACK_FOR_STATE[active.state])
+            self._join(active, msg, kind, press, now)
             return
+        origin = HELD if flagged else PRESS
+        cause = f"press {kind}" + (": held for a manager, the button is pressed too often" if flagged else "")
         inc_id = self.store.open_incident(self.venue.site, table.id, table.zone, msg.device, kind,
-                                          float(msg.body["ts"]), now, press)
-        log.info("INCIDENT %d opened %s %s", inc_id, table.id, kind)
+                                          float(msg.body["ts"]), now, press, origin, cause)
+        log.info("INCIDENT %d opened %s %s%s", inc_id, table.id, kind, " (held)" if flagged else "",
+                 extra={"inc": inc_id, "table": table.id})
+        if flagged:
+            self.counters.inc("held")
         self._feedback(msg.device, inc_id, rbproto.DELIVERED)
-        self._page(inc_id, level=0)
+        self._escalate(inc_id, 0)
+        if not flagged:
+            self._aggregate(table.zone, now)
 
-    def _page(self, inc_id: int, level: int) -> None:
-        """Page the best candidate not yet paged for this incident, or raise the alarm."""
-        inc = self._incident(inc_id)
-        table = self.venue.tables[inc.table_id]
-        now = self.clock.now()
-        found = router.candidates(self.venue, table, self.device_state, exclude=self.store.paged_staff(inc_id),
-                                  duty=self.duty)
-        if not found:
-            self.store.move(inc_id, incidents.UNREACHED, now, "gateway", "no responder available")
-            log.error("ALARM inc=%d %s: nobody can be paged", inc_id, table.id)
-            self.counters.inc("unreached")
-            self._feedback(inc.button, inc_id, rbproto.ERROR)
+    def _join(self, inc: Incident, msg: rbproto.Message, kind: str, press: tuple[int, int], now: float) -> None:
+        """A repeat press at a table with an open incident: counted, and the people paged for it (or
+        the one on it) are alerted again, more urgently; nobody new is paged for it."""
+        self.store.join_incident(inc.id, msg.device, kind, now, press)
+        self.counters.inc("joined")
+        log.info("JOIN inc=%d %s %s (press %d)", inc.id, inc.table_id, kind, inc.presses + 1,
+                 extra={"inc": inc.id, "table": inc.table_id})
+        self._feedback(msg.device, inc.id, FEEDBACK_FOR_STATE[inc.state])
+        self._realert(self._incident(inc.id))
+
+    def _feedback_press(self, msg: rbproto.Message, table_id: str, zone: str, kind: str, press: tuple[int, int],
+                        now: float) -> None:
+        """A "happy now" press: the follow-up of the table's last resolved incident if one is open
+        (satisfied), else positive feedback of its own. Nobody is paged for it."""
+        inc = self.store.awaiting_followup(table_id)
+        if inc is not None:
+            self.store.record_press(inc.id, msg.device, kind, now, press)
+            self.store.move(inc.id, incidents.FOLLOWED_UP, now, msg.device, f"{kind} press after resolve",
+                            followup_result="satisfied", deadline=None, deadline_kind=None)
+            log.info("FOLLOW-UP inc=%d %s satisfied", inc.id, table_id, extra={"inc": inc.id, "table": table_id})
+            self.counters.inc("followup.satisfied")
+            self._feedback(msg.device, inc.id, rbproto.RESOLVED)
             return
-        staff = found[0]
-        self._send(staff.pager, "alert", {"inc": inc_id, "table": table.id, "kind": inc.kind, "lvl": level,
-                                          "age": wait_s(inc, now)})
-        self.store.add_page(inc_id, staff.id, staff.pager, level, now)
+        inc_id = self.store.open_incident(self.venue.site, table_id, zone, msg.device, kind,
+                                          float(msg.body["ts"]), now, press, PRESS, f"press {kind}: feedback")
+        self.store.move(inc_id, incidents.CLOSED, now, "gateway", "positive feedback, nobody paged", closed_at=now)
+        log.info("FEEDBACK %s at %s recorded (inc %d)", kind, table_id, inc_id, extra={"inc": inc_id})
+        self._feedback(msg.device, inc_id, rbproto.RESOLVED)
+
+    def _aggregate(self, zone: str, now: float) -> None:
+        """At least K complaints in a zone within W: the manager hears of the zone as a whole, once
+        while the alert is open."""
+        rules = self.venue.rules
+        n = self.store.recent_incidents(zone, now - rules.aggregate_window_s)
+        if n < rules.aggregate_complaints or self.store.active_incident(zone) is not None:
+            return
+        inc_id = self.store.open_incident(self.venue.site, zone, zone, "gateway", ZONE_KIND, now, now, None, ZONE,
+                                          f"{n} complaints within {rules.aggregate_window_s:.0f} s")
+        log.warning("ZONE %s: %d complaints within %.0f s (inc %d)", zone, n, rules.aggregate_window_s, inc_id,
+                    extra={"inc": inc_id})
+        self.counters.inc("zone_alerts")
+        self._escalate(inc_id, 0)
+
+    # ---- paging and escalation ---------------------------------------------------------------
+
+    def _levels(self, inc: Incident) -> tuple[str, ...]:
+        if inc.origin in (HELD, TROUBLE, ZONE):
+            return self.venue.rules.manager_roles
+        return self.venue.policy(inc.kind).levels
+
+    def _available(self, staff: Staff, now: float) -> bool:
+        """On duty (shift or toggle), and a pager that is neither offline nor silent too long."""
+        if not on_duty(staff.shifts, staff.on_duty, self.duty_toggles.get(staff.pager), now, self.venue.tz):
+            return False
+        if self.device_state.get(staff.pager) == rbproto.OFFLINE:
+            return False
+        h = self.heard.get(staff.pager)
+        return h is None or h.last_seen is None or now - h.last_seen <= supervision.window_s(self.venue, staff.pager)
+
+    def _zone_of(self, inc: Incident) -> str:
+        return inc.zone if inc.zone in self.venue.zones else next(iter(self.venue.zones))
+
+    def _escalate(self, inc_id: int, level: int) -> None:
+        """Page the best candidate from `level` up: the next person of the same level first, then the
+        next level. Nobody left: wait for those still paged, or raise the alarm (unreached)."""
+        inc = self._incident(inc_id)
+        now = self.clock.now()
+        levels = self._levels(inc)
+        policy = self.venue.policy(inc.kind)
+        table = self.venue.tables.get(inc.table_id)
+        exclude = self.store.paged_staff(inc_id)
+        busy = self.store.busy()
+        online = {d for d, s in self.device_state.items() if s == rbproto.ONLINE}
+        for lvl in range(level, len(levels)):
+            found = router.candidates(self.venue, self._zone_of(inc), levels[lvl],
+                                      lambda s: self._available(s, now), exclude, busy,
+                                      table.responder if table else None, online)
+            if found:
+                self._page(inc, found[0], lvl, now)
+                last = lvl == len(levels) - 1
+                self._set_deadline(inc_id, now + (policy.repeat_s if last else policy.ack_timeout_s),
+                                   escalation.REPEAT if last else escalation.ACK)
+                return
+        if self.store.outstanding_pages(inc_id):
+            self._set_deadline(inc_id, now + policy.repeat_s, escalation.REPEAT)
+            return
+        if inc.state != incidents.UNREACHED:
+            self.store.move(inc_id, incidents.UNREACHED, now, "gateway", "no responder available")
+            log.error("ALARM inc=%d %s: nobody can be paged", inc_id, inc.table_id,
+                      extra={"inc": inc_id, "table": inc.table_id})
+            self.counters.inc("unreached")
+            if inc.origin in (PRESS, HELD):
+                self._feedback(inc.button, inc_id, rbproto.ERROR)
+        self._set_deadline(inc_id, now + policy.repeat_s, escalation.RETRY)
+
+    def _page(self, inc: Incident, staff: Staff, level: int, now: float) -> None:
+        self._alert(staff.pager, inc, min(level + inc.urgency, MAX_LEVEL), now)
+        self.store.add_page(inc.id, staff.id, staff.pager, level, now)
         first = {"paged_at": now} if inc.paged_at is None else {}
-        self.store.move(inc_id, incidents.PAGED, now, "gateway", f"paged {staff.id}", level=level, **first)
-        log.info("PAGE inc=%d %s -> %s (%s) lvl=%d", inc_id, table.id, staff.id, staff.pager, level)
+        self.store.move(inc.id, incidents.PAGED, now, "gateway", f"paged {staff.id}", level=level, **first)
+        self.counters.inc("pages")
+        log.info("PAGE inc=%d %s -> %s (%s) lvl=%d", inc.id, inc.table_id, staff.id, staff.pager, level,
+                 extra={"inc": inc.id, "table": inc.table_id, "staff": staff.id})
+        if inc.state == incidents.UNREACHED and inc.origin in (PRESS, HELD):
+            self._feedback(inc.button, inc.id, rbproto.DELIVERED)  # someone came on duty: heard after all
+
+    def _alert(self, pager: str, inc: Incident, lvl: int, now: float) -> None:
+        self._send(pager, "alert", {"inc": inc.id, "table": inc.table_id[:rbproto.MAX_STR],
+                                    "kind": inc.kind[:rbproto.MAX_STR], "lvl": lvl, "age": wait_s(inc, now)})
+
+    def _realert(self, inc: Incident) -> None:
+        """Alert again, at the incident's present urgency, everyone paged and not yet answering; or
+        the responder of an acknowledged incident. Callers raise the urgency first: the pager buzzes
+        harder for a higher level and ignores a repeat of the same one."""
+        now = self.clock.now()
+        lvl = min(inc.level + inc.urgency, MAX_LEVEL)
+        if inc.state == incidents.ACKNOWLEDGED:
+            if inc.responder in self.venue.staff:
+                self._alert(self.venue.staff[inc.responder].pager, inc, lvl, now)
+            return
+        for _staff, pager, _level in self.store.outstanding_pages(inc.id):
+            self._alert(pager, inc, lvl, now)
+
+    def _more_urgent(self, inc: Incident) -> Incident:
+        self.store.update(inc.id, urgency=inc.urgency + 1)
+        return self._incident(inc.id)
+
+    def _set_deadline(self, inc_id: int, at: float | None, kind: str | None) -> None:
+        self.store.update(inc_id, deadline=at, deadline_kind=kind)
+        if at is not None:
+            self.scheduler.schedule(at, inc_id)
+
+    def tick(self, now: float | None = None) -> None:
+        """Everything due: escalation timers, then device supervision. The scheduler thread calls it;
+        tests call it after moving a manual clock."""
+        now = self.clock.now() if now is None else now
+        with self._lock:
+            for inc_id in self.scheduler.due(now):
+                inc = self.store.incident(inc_id)
+                if inc is None or inc.deadline is None or inc.deadline > now:
+                    continue  # stale heap entry: the timer was moved or cleared
+                self._on_deadline(inc, now)
+            self.supervise(now)
+
+    def _on_deadline(self, inc: Incident, now: float) -> None:
+        kind = inc.deadline_kind
+        self.store.update(inc.id, deadline=None, deadline_kind=None)
+        extra = {"inc": inc.id, "table": inc.table_id}
+        if kind == escalation.ACK and inc.state == incidents.PAGED:
+            log.info("ESCALATE inc=%d %s: not acknowledged within %.0f s", inc.id, inc.table_id,
+                     self.venue.policy(inc.kind).ack_timeout_s, extra=extra)
+            self.counters.inc("escalations")
+            self._escalate(inc.id, inc.level + 1)
+        elif kind == escalation.REPEAT and inc.state == incidents.PAGED:
+            log.info("REPEAT inc=%d %s: still not acknowledged", inc.id, inc.table_id, extra=extra)
+            self._realert(self._more_urgent(inc))
+            self._escalate(inc.id, inc.level)  # someone new on duty at this level is paged too
+        elif kind == escalation.RETRY and inc.state == incidents.UNREACHED:
+            self._escalate(inc.id, 0)
+        elif kind == escalation.RESOLVE and inc.state == incidents.ACKNOWLEDGED:
+            log.info("REMIND inc=%d %s: acknowledged but not resolved", inc.id, inc.table_id, extra=extra)
+            self.counters.inc("reminders")
+            self._realert(self._more_urgent(inc))
+            self._set_deadline(inc.id, now + self.venue.policy(inc.kind).resolve_timeout_s, escalation.RESOLVE)
+        elif kind == escalation.FOLLOWUP and inc.state == incidents.RESOLVED:
+            self.store.move(inc.id, incidents.CLOSED, now, "gateway", "follow-up window closed", closed_at=now,
+                            followup_result="no_response")
+            self.counters.inc("followup.no_response")
+
+    # ---- answers from pagers -------------------------------------------------------------------
 
     def _incident(self, inc_id: int) -> Incident:
         inc = self.store.incident(inc_id)
@@ -219,8 +453,10 @@ class Gateway:
             return
         now = self.clock.now()
         self.store.move(inc.id, incidents.ACKNOWLEDGED, now, staff.id, "ack", acked_at=now, responder=staff.id)
-        log.info("ACK inc=%d by %s", inc.id, staff.id)
-        self._feedback(inc.button, inc.id, rbproto.ACKNOWLEDGED)
+        self._set_deadline(inc.id, now + self.venue.policy(inc.kind).resolve_timeout_s, escalation.RESOLVE)
+        log.info("ACK inc=%d by %s", inc.id, staff.id, extra={"inc": inc.id, "staff": staff.id})
+        if inc.origin in (PRESS, HELD):
+            self._feedback(inc.button, inc.id, rbproto.ACKNOWLEDGED)
         for pager in self.store.close_pages(inc.id, "taken"):
             self._send(pager, "alert_cancel", {"inc": inc.id, "why": f"taken by {staff.name}"[:48]})
 
@@ -228,9 +464,10 @@ class Gateway:
         inc = self._pager_incident(msg, "declined")
         if inc is None:
             return
-        log.info("DECLINE inc=%d by %s", inc.id, msg.device)
+        log.info("DECLINE inc=%d by %s", inc.id, msg.device, extra={"inc": inc.id, "device": msg.device})
+        self.counters.inc("declines")
         if inc.state == incidents.PAGED:
-            self._page(inc.id, level=inc.level + 1)
+            self._escalate(inc.id, inc.level)
 
     def on_resolve(self, msg: rbproto.Message) -> None:
         inc = self.store.incident(msg.body["inc"])
@@ -238,26 +475,95 @@ class Gateway:
         if inc is None or inc.state != incidents.ACKNOWLEDGED or inc.responder != staff.id:
             self._drop("not_responder", msg.device, f"resolve for incident {msg.body['inc']}")
             return
-        now = self.clock.now()
-        self.store.move(inc.id, incidents.RESOLVED, now, staff.id, "resolve", resolved_at=now,
-                        recovery_action=msg.body["action"])
-        log.info("RESOLVE inc=%d by %s: %s", inc.id, staff.id, msg.body["action"])
-        self._feedback(inc.button, inc.id, rbproto.RESOLVED)
+        self.resolve(inc.id, staff.id, msg.body["action"])
+
+    def resolve(self, inc_id: int, actor: str, action: str) -> None:
+        """Resolve with a recovery action; the follow-up window opens (a "happy now" press at the
+        table within it counts as satisfied)."""
+        with self._lock:
+            inc = self._incident(inc_id)
+            now = self.clock.now()
+            due = now + self.venue.rules.followup_s if inc.origin in (PRESS, HELD) else None
+            self.store.move(inc.id, incidents.RESOLVED, now, actor, "resolve", resolved_at=now, resolved_by=actor,
+                            recovery_action=action, followup_due=due)
+            self._set_deadline(inc.id, due, escalation.FOLLOWUP if due is not None else None)
+            log.info("RESOLVE inc=%d by %s: %s", inc.id, actor, action, extra={"inc": inc.id, "staff": actor})
+            if due is not None:
+                self._feedback(inc.button, inc.id, rbproto.RESOLVED)
+
+    def record(self, inc_id: int, actor: str, compensation: str | None = None, cost: float | None = None,
+               root_cause: str | None = None, notes: str | None = None) -> None:
+        """The rest of the service-recovery record: compensation and its cost, root cause, notes."""
+        if root_cause is not None and root_cause not in self.venue.root_causes:
+            known = ", ".join(self.venue.root_causes)
+            raise ValueError(f"{root_cause!r} is not one of the venue's root causes: {known}")
+        if cost is not None and cost < 0:
+            raise ValueError("a compensation cost is not negative")
+        with self._lock:
+            self._incident(inc_id)
+            columns = {k: v for k, v in (("compensation", compensation), ("compensation_cost", cost),
+                                         ("root_cause", root_cause), ("notes", notes)) if v is not None}
+            self.store.update(inc_id, **columns)
+            self.store.note(inc_id, self.clock.now(), actor, "recorded " + ", ".join(sorted(columns)))
 
     def on_cancel(self, msg: rbproto.Message) -> None:
         table = self.venue.table_by_button.get(msg.device)
         inc = self.store.active_incident(table.id) if table else None
         if inc is None:
-            log.info("CANCEL from %s with nothing open", msg.device)
+            log.info("CANCEL from %s with nothing open", msg.device, extra={"device": msg.device})
             return
-        self.store.move(inc.id, incidents.CANCELLED, self.clock.now(), msg.device, "customer cancelled")
-        log.info("CANCEL inc=%d by the customer", inc.id)
+        now = self.clock.now()
+        self.store.move(inc.id, incidents.CANCELLED, now, msg.device, "customer cancelled", deadline=None,
+                        deadline_kind=None, closed_at=now)
+        log.info("CANCEL inc=%d by the customer", inc.id, extra={"inc": inc.id, "table": inc.table_id})
         pagers = self.store.close_pages(inc.id, "cancelled")
-        if inc.responder:
-            pagers.append(self.venue.staff[inc.responder].pager)
+        if inc.responder and inc.responder in self.venue.staff:
+            pagers.append(self.venue.staff[inc.responder].pager)  # acknowledged: the responder is told
         for pager in pagers:
             self._send(pager, "alert_cancel", {"inc": inc.id, "why": "customer cancelled"})
         self._feedback(inc.button, inc.id, rbproto.CANCELLED)
+
+    # ---- device supervision ----------------------------------------------------------------
+
+    def supervise(self, now: float) -> None:
+        """Raise a trouble incident for each device newly in trouble, close the ones that recovered."""
+        found = supervision.troubles(self.venue, self.heard, now, self.started_at)
+        for device, (kind, inc_id) in list(self.troubles.items()):
+            if found.get(device) != kind:
+                self._trouble_over(device, kind, inc_id, now)
+        for device, kind in found.items():
+            if device not in self.troubles:
+                self._trouble(device, kind, now)
+
+    def _trouble(self, device: str, kind: str, now: float) -> None:
+        table = self.venue.table_by_button.get(device)
+        staff = self.venue.staff_by_pager.get(device)
+        where = table.id if table else (staff.id if staff else device)
+        zone = table.zone if table else (staff.zones[0] if staff and staff.zones else next(iter(self.venue.zones)))
+        inc_id = self.store.open_incident(self.venue.site, where, zone, device, kind, now, now, None, TROUBLE,
+                                          f"{device}: {kind}")
+        if kind in supervision.URGENT:
+            self.store.update(inc_id, urgency=2)
+        self.troubles[device] = (kind, inc_id)
+        self.store.device_trouble(device, kind, inc_id)
+        log.error("TROUBLE %s %s at %s (inc %d)", device, kind, where, inc_id, extra={"inc": inc_id, "device": device})
+        self.counters.inc(f"trouble.{kind}")
+        self._escalate(inc_id, 0)
+
+    def _trouble_over(self, device: str, kind: str, inc_id: int, now: float) -> None:
+        del self.troubles[device]
+        self.store.device_trouble(device, None, None)
+        inc = self.store.incident(inc_id)
+        log.info("RECOVERED %s (%s, inc %d)", device, kind, inc_id, extra={"inc": inc_id, "device": device})
+        if inc is None or inc.state not in incidents.ACTIVE:
+            return
+        if inc.state != incidents.ACKNOWLEDGED:
+            for pager in self.store.close_pages(inc_id, "cancelled"):
+                self._send(pager, "alert_cancel", {"inc": inc_id, "why": "device recovered"})
+            self.store.move(inc_id, incidents.CANCELLED, now, "gateway", "device recovered by itself",
+                            deadline=None, deadline_kind=None, closed_at=now)
+        else:
+            self.resolve(inc_id, "gateway", "recovered")
 
     # ---- outbound --------------------------------------------------------------------------
 
@@ -272,4 +578,13 @@ class Gateway:
         self.counters.inc(f"sent.{mtype}")
 
     def _feedback(self, button: str, inc_id: int, state: str) -> None:
-        self._send(button, "feedback", {"inc": inc_id, "state": state})
+        if button in self.venue.devices:
+            self._send(button, "feedback", {"inc": inc_id, "state": state})
+
+
+def _float(v: object) -> float | None:
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+def _int(v: object) -> int | None:
+    return int(v) if isinstance(v, int) else None

@@ -94,6 +94,17 @@ MIGRATIONS: list[str] = [
     ALTER TABLE devices ADD COLUMN queued INTEGER;
     ALTER TABLE devices ADD COLUMN uptime_s INTEGER;
     """,
+    """
+    ALTER TABLE incidents ADD COLUMN origin TEXT NOT NULL DEFAULT 'press';  -- press, held, trouble, zone
+    ALTER TABLE incidents ADD COLUMN urgency INTEGER NOT NULL DEFAULT 0;    -- repeat presses, re-alerts
+    ALTER TABLE incidents ADD COLUMN deadline REAL;                        -- the next timer, or NULL
+    ALTER TABLE incidents ADD COLUMN deadline_kind TEXT;                   -- ack, repeat, retry, resolve, followup
+    ALTER TABLE incidents ADD COLUMN resolved_by TEXT;
+    CREATE INDEX incidents_deadline ON incidents (deadline) WHERE deadline IS NOT NULL;
+    ALTER TABLE devices ADD COLUMN duty_at REAL;                          -- when the wearer toggled
+    ALTER TABLE devices ADD COLUMN trouble TEXT;                          -- what is wrong, or NULL
+    ALTER TABLE devices ADD COLUMN trouble_incident INTEGER;
+    """,
 ]
 
 
@@ -114,6 +125,28 @@ class Incident:
     resolved_at: float | None
     responder: str | None
     recovery_action: str | None
+    origin: str = "press"
+    urgency: int = 0
+    deadline: float | None = None
+    deadline_kind: str | None = None
+    followup_due: float | None = None
+    followup_result: str | None = None
+    compensation: str | None = None
+    compensation_cost: float | None = None
+    root_cause: str | None = None
+    notes: str | None = None
+    closed_at: float | None = None
+
+
+    def durations(self) -> dict[str, float]:
+        """Press -> page, page -> ack and ack -> resolve in seconds, for the steps that happened."""
+        out = {}
+        for name, start, end in (("press_to_page", self.received_at, self.paged_at),
+                                 ("page_to_ack", self.paged_at, self.acked_at),
+                                 ("ack_to_resolve", self.acked_at, self.resolved_at)):
+            if start is not None and end is not None:
+                out[name] = round(end - start, 3)
+        return out
 
 
 _INCIDENT_COLUMNS = ", ".join(Incident.__dataclass_fields__)
@@ -182,23 +215,90 @@ class Store:
                         "VALUES (?, ?, ?, ?, ?, ?)", (inc_id, at, old, new, actor, cause))
 
     def open_incident(self, site: str, table_id: str, zone: str, button: str, kind: str,
-                      pressed_at: float, at: float, press: tuple[int, int]) -> int:
-        """Record a new incident and the press that opened it, in one transaction."""
+                      pressed_at: float, at: float, press: tuple[int, int] | None, origin: str = "press",
+                      cause: str = "") -> int:
+        """Record a new incident and the press that opened it (if a press did), in one transaction."""
         with self._tx() as db:
             cur = db.execute(
-                "INSERT INTO incidents (site, table_id, zone, button, kind, state, pressed_at, received_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (site, table_id, zone, button, kind, incidents.OPEN, pressed_at, at))
+                "INSERT INTO incidents (site, table_id, zone, button, kind, state, pressed_at, received_at, origin) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (site, table_id, zone, button, kind, incidents.OPEN, pressed_at, at, origin))
             inc_id = int(cur.lastrowid or 0)
-            self._transition(inc_id, at, None, incidents.OPEN, button, f"press {kind}")
-            db.execute("INSERT INTO presses VALUES (?, ?, ?, ?, ?, ?)", (button, *press, inc_id, kind, at))
+            self._transition(inc_id, at, None, incidents.OPEN, button, cause or f"press {kind}")
+            if press is not None:
+                db.execute("INSERT INTO presses VALUES (?, ?, ?, ?, ?, ?)", (button, *press, inc_id, kind, at))
             return inc_id
 
     def join_incident(self, inc_id: int, button: str, kind: str, at: float, press: tuple[int, int]) -> None:
-        """A repeat press at a table with an active incident: counted, not a new incident."""
+        """A repeat press at a table with an active incident: counted and more urgent, not a new one."""
         with self._tx() as db:
-            db.execute("UPDATE incidents SET presses = presses + 1 WHERE id = ?", (inc_id,))
+            db.execute("UPDATE incidents SET presses = presses + 1, urgency = urgency + 1 WHERE id = ?", (inc_id,))
             db.execute("INSERT INTO presses VALUES (?, ?, ?, ?, ?, ?)", (button, *press, inc_id, kind, at))
+
+    def record_press(self, inc_id: int, button: str, kind: str, at: float, press: tuple[int, int]) -> None:
+        """A press that answers an incident (a "happy now" after it was resolved), kept with it."""
+        with self._lock:
+            self.db.execute("INSERT INTO presses VALUES (?, ?, ?, ?, ?, ?)", (button, *press, inc_id, kind, at))
+
+    def note(self, inc_id: int, at: float, actor: str, cause: str) -> None:
+        """A line in the incident's history that does not change its state (who recorded what)."""
+        with self._tx() as db:
+            row = db.execute("SELECT state FROM incidents WHERE id = ?", (inc_id,)).fetchone()
+            if row is None:
+                raise incidents.TransitionError(f"no incident {inc_id}")
+            self._transition(inc_id, at, row[0], row[0], actor, cause)
+
+    def update(self, inc_id: int, **columns: object) -> None:
+        """Change columns of an incident that are not its state (deadline, urgency, notes, ...)."""
+        sets = ", ".join(f"{c} = ?" for c in columns)
+        with self._lock:
+            self.db.execute(f"UPDATE incidents SET {sets} WHERE id = ?", (*columns.values(), inc_id))
+
+    def deadlines(self) -> list[tuple[float, int]]:
+        """(deadline, incident id) of every incident with a timer running: restored at start."""
+        with self._lock:
+            return [(float(d), int(i)) for d, i in
+                    self.db.execute("SELECT deadline, id FROM incidents WHERE deadline IS NOT NULL")]
+
+    def outstanding_pages(self, inc_id: int) -> list[tuple[str, str, int]]:
+        """(staff, pager, level) of the pages of an incident nobody has answered yet."""
+        with self._lock:
+            return list(self.db.execute(
+                "SELECT staff, pager, level FROM pages WHERE incident_id = ? AND outcome IS NULL ORDER BY id",
+                (inc_id,)))
+
+    def declined_staff(self, inc_id: int) -> set[str]:
+        with self._lock:
+            return {r[0] for r in self.db.execute(
+                "SELECT staff FROM pages WHERE incident_id = ? AND outcome = 'declined'", (inc_id,))}
+
+    def busy(self) -> dict[str, int]:
+        """Staff id -> active incidents they hold or are paged for: routing picks the least busy."""
+        marks = ", ".join("?" * len(incidents.ACTIVE))
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT staff, COUNT(DISTINCT incident_id) FROM ("
+                "  SELECT p.staff, p.incident_id FROM pages p JOIN incidents i ON i.id = p.incident_id"
+                f"  WHERE p.outcome IS NULL AND i.state IN ({marks})"
+                "  UNION SELECT i.responder, i.id FROM incidents i"
+                f"  WHERE i.responder IS NOT NULL AND i.state IN ({marks})"
+                ") GROUP BY staff", (*incidents.ACTIVE, *incidents.ACTIVE)).fetchall()
+        return {str(s): int(n) for s, n in rows}
+
+    def recent_incidents(self, zone: str, since: float, origin: str = "press") -> int:
+        """How many incidents of `origin` the zone has had since `since` (the aggregate rule)."""
+        with self._lock:
+            row = self.db.execute("SELECT COUNT(*) FROM incidents WHERE zone = ? AND origin = ? AND received_at >= ?",
+                                  (zone, origin, since)).fetchone()
+        return int(row[0])
+
+    def awaiting_followup(self, table_id: str) -> Incident | None:
+        """The table's latest resolved incident whose follow-up is still open."""
+        with self._lock:
+            row = self.db.execute(
+                f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE table_id = ? AND state = ? "
+                "AND deadline_kind = 'followup' ORDER BY id DESC LIMIT 1", (table_id, incidents.RESOLVED)).fetchone()
+        return Incident(*row) if row else None
 
     def move(self, inc_id: int, new: str, at: float, actor: str, cause: str, **columns: object) -> None:
         """Change an incident's state (checked against the lifecycle) and record the transition."""
@@ -274,13 +374,26 @@ class Store:
                             queued=queued, uptime_s=uptime_s, config_version=config_version)
 
     def device_duty(self, device: str, on_duty: bool, at: float) -> None:
-        self._upsert_device(device, on_duty=int(on_duty), last_seen=at)
+        self._upsert_device(device, on_duty=int(on_duty), duty_at=at, last_seen=at)
 
-    def duty_toggles(self) -> dict[str, bool]:
-        """Pagers whose wearer has set duty on or off themselves."""
+    def duty_toggles(self) -> dict[str, tuple[bool, float]]:
+        """Pagers whose wearer has set duty on or off themselves: (on, when)."""
         with self._lock:
-            rows = self.db.execute("SELECT id, on_duty FROM devices WHERE on_duty IS NOT NULL").fetchall()
-        return {d: bool(v) for d, v in rows}
+            rows = self.db.execute("SELECT id, on_duty, duty_at FROM devices WHERE on_duty IS NOT NULL").fetchall()
+        return {d: (bool(v), float(at or 0)) for d, v, at in rows}
+
+    def device_seen(self, device: str, at: float) -> None:
+        self._upsert_device(device, last_seen=at)
+
+    def device_trouble(self, device: str, trouble: str | None, inc_id: int | None) -> None:
+        self._upsert_device(device, trouble=trouble, trouble_incident=inc_id)
+
+    def devices(self) -> dict[str, dict[str, object]]:
+        """The registry: device id -> its row (state, fw, last_seen, battery_mv, rssi, trouble, ...)."""
+        with self._lock:
+            cur = self.db.execute("SELECT * FROM devices")
+            names = [c[0] for c in cur.description]
+            return {row[0]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
 
     def device_states(self) -> dict[str, str]:
         with self._lock:

@@ -11,14 +11,18 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import rbproto
+
+from .shifts import DAYS, Shift, parse_hhmm
 
 BUTTON = "button"
 PAGER = "pager"
 ROLES = (BUTTON, PAGER)
 GESTURES = ("short", "long", "double")
 CANCEL = "cancel"  # the gesture action that cancels a call instead of making one
+ROOT_CAUSES = ("kitchen_delay", "wrong_order", "food_quality", "service", "billing", "cleanliness", "other")
 
 
 class VenueError(ValueError):
@@ -53,7 +57,34 @@ class Staff:
     pager: str
     zones: tuple[str, ...]
     role: str
-    on_duty: bool
+    on_duty: bool  # without shifts: on duty unless the pager says otherwise
+    shifts: tuple[Shift, ...] = ()
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How an incident of one kind escalates. Level n pages on-duty staff of role levels[n] who cover
+    the table's zone; the last level is repeated every repeat_s until someone acknowledges."""
+
+    ack_timeout_s: float = 30
+    levels: tuple[str, ...] = ("server", "floor_manager", "manager")
+    repeat_s: float = 60
+    resolve_timeout_s: float = 600
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Noise control, follow-up and device supervision."""
+
+    quiet_kinds: tuple[str, ...] = ("happy",)  # recorded as feedback, never paged
+    rate_limit_presses: int = 5  # more presses than this from one button within the window: held
+    rate_limit_window_s: float = 120
+    aggregate_complaints: int = 3  # this many incidents in a zone within the window: manager alerted
+    aggregate_window_s: float = 600
+    manager_roles: tuple[str, ...] = ("manager",)  # who gets held presses, zone and trouble alerts
+    followup_s: float = 600  # after resolve: a "happy" press within this counts as satisfied
+    low_battery_mv: int = 3450
+    silent_after: float = 2.5  # heartbeat intervals without a word: the device is in trouble
 
 
 @dataclass(frozen=True)
@@ -91,6 +122,17 @@ class Venue:
     table_by_button: dict[str, Table] = field(default_factory=dict)
     staff_by_pager: dict[str, Staff] = field(default_factory=dict)
     device_settings: DeviceSettings = field(default_factory=DeviceSettings)
+    timezone: str = "UTC"
+    policies: dict[str, Policy] = field(default_factory=dict)  # kind -> policy; "" is the default
+    root_causes: tuple[str, ...] = ROOT_CAUSES
+    rules: Rules = field(default_factory=Rules)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def policy(self, kind: str) -> Policy:
+        return self.policies.get(kind) or self.policies.get("") or Policy()
 
     def key_for(self, device: str) -> bytes | None:
         d = self.devices.get(device)
@@ -106,15 +148,17 @@ class _Reader:
     def fail(self, where: str, problem: str) -> VenueError:
         return VenueError(f"{self.source}: {where}: {problem}")
 
-    def get(self, table: dict[str, Any], key: str, kind: type, where: str, default: Any = ...) -> Any:
+    def get(self, table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str,
+            default: Any = ...) -> Any:
         if key not in table:
             if default is ...:
                 raise self.fail(f"{where}.{key}" if where else key, "missing")
             return default
         value = table[key]
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise self.fail(f"{where}.{key}" if where else key,
-                            f"expected {kind.__name__}, got {type(value).__name__}")
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if not isinstance(value, kinds) or (int in kinds and isinstance(value, bool)):
+            names = " or ".join(k.__name__ for k in kinds)
+            raise self.fail(f"{where}.{key}" if where else key, f"expected {names}, got {type(value).__name__}")
         return value
 
     def ident(self, table: dict[str, Any], key: str, where: str) -> str:
@@ -183,8 +227,8 @@ def parse_venue(doc: dict[str, Any], source: str = "<venue>") -> Venue:
             if z not in zones:
                 raise r.fail(f"{where}.zones", f"zone {z!r} is not in [[zones]]")
         staff[sid] = Staff(sid, r.get(row, "name", str, where, sid), device_of_role(row, "pager", where, PAGER),
-                           tuple(zone_ids), r.get(row, "role", str, where, "server"),
-                           r.get(row, "on_duty", bool, where, True))
+                           tuple(zone_ids), _short_id(r, r.get(row, "role", str, where, "server"), f"{where}.role"),
+                           r.get(row, "on_duty", bool, where, True), _shifts(r, row, where))
 
     tables: dict[str, Table] = {}
     for where, row in r.items(doc, "tables"):
@@ -207,7 +251,104 @@ def parse_venue(doc: dict[str, Any], source: str = "<venue>") -> Venue:
         if s.pager in by_pager:
             raise r.fail("staff", f"pager {s.pager!r} is worn by both {by_pager[s.pager].id} and {s.id}")
         by_pager[s.pager] = s
-    return Venue(site, name, zones, tables, staff, devices, by_button, by_pager, _device_settings(r, doc))
+    timezone = r.get(doc, "timezone", str, "", "UTC")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise r.fail("timezone", f"{timezone!r} is not a time zone (e.g. Europe/Berlin)") from None
+    roles = {s.role for s in staff.values()}
+    policies = _policies(r, doc, roles)
+    for kind, pol in policies.items():
+        for i, role in enumerate(pol.levels):
+            if role not in roles:
+                where = "escalation" + (f".kinds.{kind}" if kind else "")
+                raise r.fail(f"{where}.levels[{i}]", f"no staff has role {role!r} (roles: {', '.join(sorted(roles))})")
+    recovery = r.get(doc, "recovery", dict, "", {})
+    root_causes = tuple(_short_id(r, c, f"recovery.root_causes[{i}]")
+                        for i, c in enumerate(r.get(recovery, "root_causes", list, "recovery", list(ROOT_CAUSES))))
+    return Venue(site, name, zones, tables, staff, devices, by_button, by_pager, _device_settings(r, doc),
+                 timezone, policies, root_causes, _rules(r, doc, recovery, roles))
+
+
+def _seconds(r: _Reader, table: dict[str, Any], key: str, where: str, default: float, low: float = 1) -> float:
+    value = r.get(table, key, (int, float), where, default)
+    if not low <= value <= 7 * 86400:
+        raise r.fail(f"{where}.{key}", f"{value} is outside {low}..{7 * 86400} seconds")
+    return float(value)
+
+
+def _shifts(r: _Reader, row: dict[str, Any], where: str) -> tuple[Shift, ...]:
+    out = []
+    for i, sh in enumerate(r.get(row, "shifts", list, where, [])):
+        at = f"{where}.shifts[{i}]"
+        if not isinstance(sh, dict):
+            raise r.fail(at, "expected a table like { days = [\"mon\"], start = \"11:00\", end = \"23:00\" }")
+        days = r.get(sh, "days", list, at)
+        for d in days:
+            if d not in DAYS:
+                raise r.fail(f"{at}.days", f"{d!r} is not one of {', '.join(DAYS)}")
+        times = []
+        for key in ("start", "end"):
+            try:
+                times.append(parse_hhmm(r.get(sh, key, str, at)))
+            except ValueError as e:
+                raise r.fail(f"{at}.{key}", str(e)) from None
+        out.append(Shift(tuple(days), times[0], times[1]))
+    return tuple(out)
+
+
+def _policy(r: _Reader, table: dict[str, Any], where: str, base: Policy) -> Policy:
+    levels = r.get(table, "levels", list, where, list(base.levels))
+    if not levels and "levels" in table:
+        raise r.fail(f"{where}.levels", "at least one level (a staff role) is needed")
+    for i, role in enumerate(levels):
+        _short_id(r, role, f"{where}.levels[{i}]")
+    return Policy(_seconds(r, table, "ack_timeout_s", where, base.ack_timeout_s), tuple(levels),
+                  _seconds(r, table, "repeat_s", where, base.repeat_s, 5),
+                  _seconds(r, table, "resolve_timeout_s", where, base.resolve_timeout_s, 10))
+
+
+def _policies(r: _Reader, doc: dict[str, Any], roles: set[str]) -> dict[str, Policy]:
+    esc = r.get(doc, "escalation", dict, "", {})
+    # without levels in the file: the usual ladder, as far as the venue has those roles
+    ladder = tuple(role for role in Policy().levels if role in roles) or tuple(sorted(roles))
+    default = _policy(r, {k: v for k, v in esc.items() if k != "kinds"}, "escalation", Policy(levels=ladder))
+    out = {"": default}
+    for kind, table in r.get(esc, "kinds", dict, "escalation", {}).items():
+        _short_id(r, kind, f"escalation.kinds.{kind}")
+        if not isinstance(table, dict):
+            raise r.fail(f"escalation.kinds.{kind}", "expected a table")
+        out[kind] = _policy(r, table, f"escalation.kinds.{kind}", default)
+    return out
+
+
+def _rules(r: _Reader, doc: dict[str, Any], recovery: dict[str, Any], roles: set[str]) -> Rules:
+    base = Rules()
+    noise = r.get(doc, "noise", dict, "", {})
+    sup = r.get(doc, "supervision", dict, "", {})
+    managers = r.get(noise, "manager_roles", list, "noise", list(base.manager_roles))
+    for i, role in enumerate(managers):
+        if role not in roles:
+            raise r.fail(f"noise.manager_roles[{i}]", f"no staff has role {role!r}")
+    quiet = r.get(noise, "quiet_kinds", list, "noise", list(base.quiet_kinds))
+
+    def count(table: dict[str, Any], key: str, where: str, default: int) -> int:
+        value: int = r.get(table, key, int, where, default)
+        if value < 1:
+            raise r.fail(f"{where}.{key}", "must be at least 1")
+        return value
+
+    return Rules(
+        quiet_kinds=tuple(_short_id(r, k, f"noise.quiet_kinds[{i}]") for i, k in enumerate(quiet)),
+        rate_limit_presses=count(noise, "rate_limit_presses", "noise", base.rate_limit_presses),
+        rate_limit_window_s=_seconds(r, noise, "rate_limit_window_s", "noise", base.rate_limit_window_s),
+        aggregate_complaints=count(noise, "aggregate_complaints", "noise", base.aggregate_complaints),
+        aggregate_window_s=_seconds(r, noise, "aggregate_window_s", "noise", base.aggregate_window_s),
+        manager_roles=tuple(managers),
+        followup_s=_seconds(r, recovery, "followup_s", "recovery", base.followup_s),
+        low_battery_mv=count(sup, "low_battery_mv", "supervision", base.low_battery_mv),
+        silent_after=_seconds(r, sup, "silent_after", "supervision", base.silent_after),
+    )
 
 
 def _short_id(r: _Reader, value: object, where: str) -> str:

@@ -53,9 +53,16 @@ def test_venue_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "not valid TOML" in capsys.readouterr().err
 
 
-def test_routing_prefers_the_tables_responder_and_skips_offline_pagers() -> None:
+def test_routing_prefers_the_tables_responder_then_online_then_least_busy() -> None:
     v = load_venue(DEMO_VENUE)
-    t12 = v.tables["T12"]
-    assert [s.id for s in router.candidates(v, t12, {})] == ["ana", "ben", "mia"]
-    assert [s.id for s in router.candidates(v, t12, {"pgr-ana": "offline", "pgr-mia": "online"})] == ["mia", "ben"]
-    assert [s.id for s in router.candidates(v, v.tables["T1"], {}, exclude={"ben"})] == ["mia"]
+
+    def ids(zone: str, role: str = "server", **kw: Any) -> list[str]:
+        return [s.id for s in router.candidates(v, zone, role, kw.pop("available", lambda s: True), **kw)]
+
+    assert ids("terrace", prefer="ana") == ["ana", "ben"]
+    assert ids("terrace", prefer="ana", available=lambda s: s.id != "ana") == ["ben"]  # offline, off duty
+    assert ids("terrace", exclude={"ana"}) == ["ben"]  # already paged or declined
+    assert ids("terrace", busy={"ana": 2, "ben": 1}) == ["ben", "ana"]  # the least busy first
+    assert ids("terrace", busy={"ana": 2, "ben": 1}, online={"pgr-ana"}) == ["ana", "ben"]  # seen online first
+    assert ids("dining") == ["ben"]  # ana does not cover the dining room
+    assert ids("dining", "manager") == ["mia"]
