@@ -6,6 +6,7 @@ the simulator and the CLI all load it through load_venue(), which names the key 
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 import zlib
 from dataclasses import dataclass, field
@@ -139,17 +140,53 @@ class Venue:
         return d.key if d else None
 
 
+# Tables whose keys are the venue's own names (gestures, kinds), not keys this parser knows.
+_FREE_KEYS = ("buttons.gestures",)
+_NAMED_TABLES = ("escalation.kinds",)
+
+
+def _shape(path: str) -> str:
+    """A key path with list indexes and the venue's own names taken out: staff[3].shifts[0].days ->
+    staff[].shifts[].days, escalation.kinds.allergy.levels -> escalation.kinds.*.levels."""
+    out = re.sub(r"\[\d+\]", "[]", path)
+    for named in _NAMED_TABLES:
+        if out.startswith(named + "."):
+            rest = out[len(named) + 1:].split(".", 1)
+            out = f"{named}.*" + (f".{rest[1]}" if len(rest) > 1 else "")
+    return out
+
+
+def _keys(value: Any, path: str = "") -> dict[str, str]:
+    """Every key path of the parsed file, shaped as _shape does -> the first real path of that shape."""
+    out: dict[str, str] = {}
+    if isinstance(value, dict) and path not in _FREE_KEYS:
+        for k, v in value.items():
+            sub = f"{path}.{k}" if path else str(k)
+            if path not in _NAMED_TABLES:  # a kind's own name is not a key
+                out.setdefault(_shape(sub), sub)
+            for shape, real in _keys(v, sub).items():
+                out.setdefault(shape, real)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            for shape, real in _keys(v, f"{path}[{i}]").items():
+                out.setdefault(shape, real)
+    return out
+
+
 class _Reader:
-    """Reads typed values out of the parsed TOML, naming the key path in every error."""
+    """Reads typed values out of the parsed TOML, naming the key path in every error, and notes
+    every key it was asked for: a key in the file that nobody asked for is a typo to report."""
 
     def __init__(self, source: str) -> None:
         self.source = source
+        self.asked: set[str] = set()
 
     def fail(self, where: str, problem: str) -> VenueError:
         return VenueError(f"{self.source}: {where}: {problem}")
 
     def get(self, table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str,
             default: Any = ...) -> Any:
+        self.asked.add(_shape(f"{where}.{key}" if where else key))
         if key not in table:
             if default is ...:
                 raise self.fail(f"{where}.{key}" if where else key, "missing")
@@ -178,7 +215,10 @@ class _Reader:
 
 
 def parse_venue(doc: dict[str, Any], source: str = "<venue>") -> Venue:
-    r = _Reader(source)
+    return parse_venue_with(_Reader(source), doc)
+
+
+def parse_venue_with(r: _Reader, doc: dict[str, Any]) -> Venue:
     site = r.ident(doc, "site", "")
     if not rbproto.valid_id(site):
         raise r.fail("site", f"{site!r} must be lower case")
@@ -266,8 +306,21 @@ def parse_venue(doc: dict[str, Any], source: str = "<venue>") -> Venue:
     recovery = r.get(doc, "recovery", dict, "", {})
     root_causes = tuple(_short_id(r, c, f"recovery.root_causes[{i}]")
                         for i, c in enumerate(r.get(recovery, "root_causes", list, "recovery", list(ROOT_CAUSES))))
-    return Venue(site, name, zones, tables, staff, devices, by_button, by_pager, _device_settings(r, doc),
-                 timezone, policies, root_causes, _rules(r, doc, recovery, roles))
+    venue = Venue(site, name, zones, tables, staff, devices, by_button, by_pager, _device_settings(r, doc),
+                  timezone, policies, root_causes, _rules(r, doc, recovery, roles))
+    present = _keys(doc)
+    unknown = sorted(present[shape] for shape in set(present) - r.asked)
+    if unknown:
+        raise r.fail(unknown[0], "unknown key" + (f" (and {', '.join(unknown[1:4])})" if len(unknown) > 1 else "")
+                     + "; docs/gateway.md lists every key")
+    return venue
+
+
+def known_keys(doc: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """(keys the parser reads, keys the file has), shaped: for checking that an example is complete."""
+    r = _Reader("<venue>")
+    parse_venue_with(r, doc)
+    return r.asked, set(_keys(doc))
 
 
 def _seconds(r: _Reader, table: dict[str, Any], key: str, where: str, default: float, low: float = 1) -> float:

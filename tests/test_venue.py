@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import copy
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import DEMO_VENUE, demo_doc
+from conftest import DEMO_VENUE, ROOT, demo_doc
 from gateway import router
 from gateway.cli import main
-from gateway.venue import VenueError, load_venue, parse_venue
+from gateway.venue import VenueError, known_keys, load_venue, parse_venue
 
 
 def test_demo_venue_loads() -> None:
@@ -66,3 +67,37 @@ def test_routing_prefers_the_tables_responder_then_online_then_least_busy() -> N
     assert ids("terrace", busy={"ana": 2, "ben": 1}, online={"pgr-ana"}) == ["ana", "ben"]  # seen online first
     assert ids("dining") == ["ben"]  # ana does not cover the dining room
     assert ids("dining", "manager") == ["mia"]
+
+
+REFERENCE = ROOT / "examples" / "venue-reference.toml"
+
+
+def test_the_reference_example_uses_every_key_the_gateway_reads() -> None:
+    doc = tomllib.loads(REFERENCE.read_text())
+    asked, present = known_keys(doc)
+    assert not asked - present, f"keys the gateway reads that the reference example lacks: {asked - present}"
+    assert load_venue(REFERENCE).policy("allergy").ack_timeout_s == 10
+    assert load_venue(REFERENCE).policy("complaint").levels == ("server", "floor_manager", "manager")
+
+
+@pytest.mark.parametrize(("edit", "key"), [
+    (lambda d: d["escalation"].update(ack_timout_s=5), "escalation.ack_timout_s: unknown key"),
+    (lambda d: d["staff"][0].update(shift=[]), r"staff\[0\].shift: unknown key"),
+    (lambda d: d["escalation"].update(levels=["server", "chef"]), r"escalation.levels\[1\]: no staff has role 'chef'"),
+    (lambda d: d["escalation"]["kinds"]["allergy"].update(ack_timeout_s=0), "escalation.kinds.allergy.ack_timeout_s"),
+    (lambda d: d["staff"][0]["shifts"][0].update(start="25:00"), r"staff\[0\].shifts\[0\].start"),
+    (lambda d: d["staff"][0]["shifts"][0].update(days=["monday"]), r"staff\[0\].shifts\[0\].days"),
+    (lambda d: d.update(timezone="Mars/Olympus"), "timezone"),
+    (lambda d: d["noise"].update(manager_roles=["boss"]), r"noise.manager_roles\[0\]"),
+    (lambda d: d["recovery"].update(root_causes=["Bad Luck"]), r"recovery.root_causes\[0\]"),
+    (lambda d: d["supervision"].update(low_battery_mv=0), "supervision.low_battery_mv"),
+])
+def test_a_wrong_key_or_value_is_an_error_naming_the_key(edit: Any, key: str) -> None:
+    doc = tomllib.loads(REFERENCE.read_text())
+    edit(doc)
+    with pytest.raises(VenueError, match=key):
+        parse_venue(doc, "venue.toml")
+
+
+def test_docs_gateway_shows_the_reference_example_as_it_is() -> None:
+    assert REFERENCE.read_text() in (ROOT / "docs" / "gateway.md").read_text()
