@@ -46,6 +46,7 @@ FEEDBACK_FOR_STATE = {
 # trouble, a zone with too many complaints. All but the first go straight to the manager roles.
 PRESS, HELD, TROUBLE, ZONE = "press", "held", "trouble", "zone"
 ZONE_KIND = "zone_complaints"
+ZONE_PREFIX = "zone:"  # a zone alert is filed under "zone:<id>", apart from any table's calls
 MAX_LEVEL = 9  # the alert's `lvl` (urgency shown and buzzed on the pager) stops growing here
 
 
@@ -292,9 +293,10 @@ class Gateway:
         while the alert is open."""
         rules = self.venue.rules
         n = self.store.recent_incidents(zone, now - rules.aggregate_window_s)
-        if n < rules.aggregate_complaints or self.store.active_incident(zone) is not None:
+        if n < rules.aggregate_complaints or self.store.active_incident(ZONE_PREFIX + zone) is not None:
             return
-        inc_id = self.store.open_incident(self.venue.site, zone, zone, "gateway", ZONE_KIND, now, now, None, ZONE,
+        inc_id = self.store.open_incident(self.venue.site, ZONE_PREFIX + zone, zone, "gateway", ZONE_KIND, now, now,
+                                          None, ZONE,
                                           f"{n} complaints within {rules.aggregate_window_s:.0f} s")
         log.warning("ZONE %s: %d complaints within %.0f s (inc %d)", zone, n, rules.aggregate_window_s, inc_id,
                     extra={"inc": inc_id})
@@ -364,8 +366,19 @@ class Gateway:
         if inc.state == incidents.UNREACHED and inc.origin in (PRESS, HELD):
             self._feedback(inc.button, inc.id, rbproto.DELIVERED)  # someone came on duty: heard after all
 
+    def _where(self, inc: Incident) -> str:
+        """What the pager shows as the place: the table, or for a device trouble the table of the
+        button (or the wearer of the pager), for a zone alert the zone."""
+        if inc.origin == TROUBLE:
+            table = self.venue.table_by_button.get(inc.button)
+            staff = self.venue.staff_by_pager.get(inc.button)
+            return table.id if table else (staff.id if staff else inc.button)
+        if inc.origin == ZONE:
+            return inc.zone
+        return inc.table_id
+
     def _alert(self, pager: str, inc: Incident, lvl: int, now: float) -> None:
-        self._send(pager, "alert", {"inc": inc.id, "table": inc.table_id[:rbproto.MAX_STR],
+        self._send(pager, "alert", {"inc": inc.id, "table": self._where(inc)[:rbproto.MAX_STR],
                                     "kind": inc.kind[:rbproto.MAX_STR], "lvl": lvl, "age": wait_s(inc, now)})
 
     def _realert(self, inc: Incident) -> None:
@@ -540,8 +553,9 @@ class Gateway:
         staff = self.venue.staff_by_pager.get(device)
         where = table.id if table else (staff.id if staff else device)
         zone = table.zone if table else (staff.zones[0] if staff and staff.zones else next(iter(self.venue.zones)))
-        inc_id = self.store.open_incident(self.venue.site, where, zone, device, kind, now, now, None, TROUBLE,
-                                          f"{device}: {kind}")
+        # filed under the device, not the table: a customer's call at that table stays its own incident
+        inc_id = self.store.open_incident(self.venue.site, device, zone, device, kind, now, now, None, TROUBLE,
+                                          f"{device} at {where}: {kind}")
         if kind in supervision.URGENT:
             self.store.update(inc_id, urgency=2)
         self.troubles[device] = (kind, inc_id)

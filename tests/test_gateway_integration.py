@@ -1,0 +1,146 @@
+"""The gateway's rules through a real mosquitto: escalation on the ack timeout, a pager lost by its
+last will, `kill -9` in the middle of an escalation, and a broker restart."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+import rbproto
+from gateway.broker import Mosquitto, free_port
+from gateway.service import Gateway
+from gateway.store import Store
+from gateway.venue import parse_venue
+from gateway_process import Devices, GatewayProcess, site_doc, write_venue
+from waiting import wait_until
+
+
+def fast_doc(ack_timeout_s: int) -> dict[str, Any]:
+    doc = site_doc()
+    doc["escalation"] = {"ack_timeout_s": ack_timeout_s, "levels": ["server", "manager"], "repeat_s": 60}
+    return doc
+
+
+@pytest.fixture
+def devices_for(broker: Mosquitto) -> Iterator[Any]:
+    made: list[Devices] = []
+
+    def make(doc: dict[str, Any]) -> Devices:
+        d = Devices(broker, doc["site"]).use(doc)
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        d.close()
+
+
+def arrival(devices: Devices, device: str, mtype: str, **fields: Any) -> float:
+    """When the command reached the device (the test's clock), waiting for it."""
+    devices.command(device, mtype, **fields)
+    return time.monotonic()
+
+
+def test_no_ack_within_the_timeout_pages_the_manager(broker: Mosquitto, tmp_path: Path, devices_for: Any) -> None:
+    doc = fast_doc(ack_timeout_s=1)
+    write_venue(tmp_path / "venue.toml", doc)
+    devices = devices_for(doc)
+    gw = GatewayProcess(tmp_path / "venue.toml", broker, tmp_path / "db.sqlite")
+    try:
+        devices.press("btn-t12")
+        paged = arrival(devices, "pgr-ana", "alert", table="T12")
+        escalated = arrival(devices, "pgr-mia", "alert", table="T12")
+        assert escalated - paged >= 0.9
+        gw.logged("ESCALATE inc=1 T12: not acknowledged within 1 s")
+    finally:
+        gw.stop()
+
+
+def test_kill_9_mid_escalation_keeps_the_deadline_and_loses_nothing(broker: Mosquitto, tmp_path: Path,
+                                                                    devices_for: Any) -> None:
+    doc = fast_doc(ack_timeout_s=3)
+    write_venue(tmp_path / "venue.toml", doc)
+    devices = devices_for(doc)
+    first = GatewayProcess(tmp_path / "venue.toml", broker, tmp_path / "db.sqlite")
+    devices.press("btn-t12")
+    paged = arrival(devices, "pgr-ana", "alert", table="T12")
+    first.proc.kill()  # SIGKILL: no clean-up of any kind
+    first.proc.wait(5)
+    devices.press("btn-t1")  # made while the gateway is dead: waits in its persistent session
+    again = GatewayProcess(tmp_path / "venue.toml", broker, tmp_path / "db.sqlite")
+    try:
+        escalated = arrival(devices, "pgr-mia", "alert", table="T12")
+        assert 2.8 <= escalated - paged <= 8, "the escalation kept its deadline across the restart"
+        devices.command("pgr-ben", "alert", table="T1")  # the press made during the outage
+        store = Store(tmp_path / "db.sqlite")
+        try:
+            tables = sorted(inc.table_id for i in range(1, 5) if (inc := store.incident(i)) is not None)
+            assert tables == ["T1", "T12"]  # each press once, nothing lost, nothing twice
+        finally:
+            store.close()
+    finally:
+        again.stop()
+
+
+def test_a_pager_lost_by_its_last_will_is_skipped(broker: Mosquitto, tmp_path: Path, devices_for: Any) -> None:
+    doc = fast_doc(ack_timeout_s=30)
+    write_venue(tmp_path / "venue.toml", doc)
+    devices = devices_for(doc)
+    gw = GatewayProcess(tmp_path / "venue.toml", broker, tmp_path / "db.sqlite")
+    try:
+        status = rbproto.status_topic(doc["site"], "pgr-ana")
+        pager = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{doc['site']}-pgr-ana",
+                            protocol=mqtt.MQTTv311)
+        pager.will_set(status, rbproto.encode_status(rbproto.OFFLINE, "0.1.0", 1), qos=1, retain=True)
+        pager.connect("127.0.0.1", broker.port)
+        pager.loop_start()
+        pager.publish(status, rbproto.encode_status(rbproto.ONLINE, "0.1.0", 1), qos=1, retain=True).wait_for_publish(5)
+        gw.logged("DEVICE pgr-ana online")
+        sock = pager.socket()
+        assert isinstance(sock, socket.socket)
+        sock.shutdown(socket.SHUT_RDWR)  # the battery falls out: no DISCONNECT, the broker sends the will
+        pager.loop_stop()
+        gw.logged("DEVICE pgr-ana offline")
+        devices.press("btn-t12")  # T12's own responder is ana
+        devices.command("pgr-ben", "alert", table="T12")
+        assert not [c for c in devices.commands if c[0] == "pgr-ana" and c[1] == "alert"]
+    finally:
+        gw.stop()
+
+
+def test_broker_restart_reconnects_resubscribes_and_rebuilds_device_state(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path / "broker", port=free_port()).start()
+    doc = site_doc()
+    store = Store(tmp_path / "db.sqlite")
+    gw = Gateway(parse_venue(doc), store, broker.url).start()
+    try:
+        before = Devices(broker, doc["site"]).use(doc)
+        status = rbproto.status_topic(doc["site"], "pgr-ben")
+        before.client.publish(status, rbproto.encode_status(rbproto.ONLINE, "0.1.0", 1), qos=1,
+                              retain=True).wait_for_publish(5)
+        before.close()
+        wait_until(lambda: gw.device_state.get("pgr-ben") == rbproto.ONLINE, what="ben online")
+        received = gw.counters.get("received")
+        broker.stop()
+        wait_until(lambda: not gw.io.connected.is_set(), what="the gateway notices")  # type: ignore[attr-defined]
+        broker.start()  # same port, same persistence file: retained statuses survive
+        wait_until(lambda: gw.io.connected.is_set(), timeout=15, what="reconnected")  # type: ignore[attr-defined]
+        # the retained statuses come again with the new subscription: the registry is rebuilt
+        wait_until(lambda: gw.counters.get("received") > received, what="retained statuses after the restart")
+        after = Devices(broker, doc["site"]).use(doc)
+        try:
+            after.press("btn-t1")
+            after.command("pgr-ben", "alert", table="T1")
+        finally:
+            after.close()
+    finally:
+        gw.stop()
+        store.close()
+        broker.stop()
