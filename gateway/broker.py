@@ -67,11 +67,13 @@ def free_port() -> int:
 class Mosquitto:
     """One mosquitto process; start() waits until it accepts connections, stop() reaps it."""
 
-    def __init__(self, workdir: Path | None = None, port: int | None = None, tls: BrokerTls | None = None) -> None:
+    def __init__(self, workdir: Path | None = None, port: int | None = None, tls: BrokerTls | None = None,
+                 acl: str | None = None) -> None:
         self.dir = Path(workdir or tempfile.mkdtemp(prefix="rb-broker-"))
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.tls = tls
+        self.acl = acl  # the text of a mosquitto ACL file, or None for no ACL
         self.tls_port = free_port() if tls else None
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -88,6 +90,9 @@ class Mosquitto:
     def start(self, timeout: float = 10.0) -> Mosquitto:
         conf = self.dir / "mosquitto.conf"
         text = CONFIG.format(user=getpass.getuser(), port=self.port, dir=self.dir)
+        if self.acl is not None:
+            (self.dir / "acl").write_text(self.acl)
+            text += f"acl_file {self.dir / 'acl'}\n"
         if self.tls is not None:
             text += TLS_LISTENER.format(port=self.tls_port, tls=self.tls)
         conf.write_text(text)

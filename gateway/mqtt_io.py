@@ -25,6 +25,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 import rbproto
 
+from .metrics import Counters
+
 log = logging.getLogger("redbutton.mqtt")
 
 SESSION_EXPIRY_S = 24 * 3600
@@ -50,10 +52,15 @@ def set_nodelay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
 
 class MqttIO:
     def __init__(self, broker_url: str, site: str, client_id: str, on_message: Handler,
-                 subscriptions: Sequence[str] | None = None, status_id: str | None = "gateway") -> None:
+                 subscriptions: Sequence[str] | None = None, status_id: str | None = "gateway",
+                 counters: Counters | None = None) -> None:
         self.host, self.port = parse_broker_url(broker_url)
         self.site = site
         self.on_message = on_message
+        self.counters = counters or Counters()
+        self._topics: dict[int, str] = {}  # message id -> topic, while its PUBACK is awaited
+        self._early: set[int] = set()
+        self._topics_lock = threading.Lock()
         self.subscriptions = (list(subscriptions) if subscriptions is not None
                               else [rbproto.events_filter(site), rbproto.status_filter(site)])
         self.connected = threading.Event()
@@ -63,6 +70,8 @@ class MqttIO:
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
+        c.on_publish = self._on_publish
+        c.on_subscribe = self._on_subscribe
         c.reconnect_delay_set(min_delay=1, max_delay=5)
         c.max_inflight_messages_set(1000)
         c.max_queued_messages_set(0)
@@ -83,8 +92,12 @@ class MqttIO:
     def stop(self) -> None:
         self._stopping = True
         if self._status_topic and self.connected.is_set():
-            self.client.publish(self._status_topic, rbproto.encode_status(rbproto.OFFLINE, "gateway", 0),
-                                qos=1, retain=True).wait_for_publish(2)
+            info = self.client.publish(self._status_topic, rbproto.encode_status(rbproto.OFFLINE, "gateway", 0),
+                                       qos=1, retain=True)
+            try:
+                info.wait_for_publish(2)
+            except (RuntimeError, ValueError):  # the connection went just now: the last will says the same
+                pass
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -110,9 +123,31 @@ class MqttIO:
         except Exception:  # a bug in one message's handling must not stop the gateway
             log.exception("handler failed on %s", msg.topic)
 
+    def _on_publish(self, _c: mqtt.Client, _ud: Any, mid: int, reason: ReasonCode, _props: Any) -> None:
+        """MQTT 5 says why a PUBACK refuses a message (an ACL denial, a quota): never let it pass silently."""
+        with self._topics_lock:
+            topic = self._topics.pop(mid, None)
+            if topic is None and len(self._early) < 1000:
+                self._early.add(mid)  # acknowledged before publish() could note its topic
+        if reason.is_failure:
+            self.counters.inc("mqtt.publish_refused")
+            log.error("the broker refused a publish to %s: %s", topic or "(a topic)", reason)
+
+    def _on_subscribe(self, _c: mqtt.Client, _ud: Any, _mid: int, reasons: list[ReasonCode], _props: Any) -> None:
+        for f, reason in zip(self.subscriptions, reasons, strict=False):
+            if reason.is_failure:
+                self.counters.inc("mqtt.subscribe_refused")
+                log.error("the broker refused the subscription %s: %s", f, reason)
+
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> mqtt.MQTTMessageInfo:
         """QoS 1; the returned info lets a caller that is about to stop wait for the broker's PUBACK."""
+        # Not under _topics_lock: paho calls on_publish holding its own lock, which publish() takes.
         info = self.client.publish(topic, payload, qos=1, retain=retain)
+        with self._topics_lock:
+            if info.mid in self._early:
+                self._early.discard(info.mid)
+            elif len(self._topics) < 100_000:  # bounded, should PUBACKs stop coming
+                self._topics[info.mid] = topic
         # paho keeps QoS 1 messages queued while disconnected; any other error is worth a line.
         if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             log.error("publish to %s failed: %s", topic, mqtt.error_string(info.rc))

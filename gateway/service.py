@@ -90,7 +90,8 @@ class Gateway:
         self.scheduler.load(store.deadlines())
         self._seq = 0
         self._seq_lock = threading.Lock()
-        self.io: Publisher = io or MqttIO(broker_url, venue.site, f"rb-gateway-{venue.site}", self.handle)
+        self.io: Publisher = io or MqttIO(broker_url, venue.site, f"rb-gateway-{venue.site}", self.handle,
+                                          counters=self.counters)
         self._handlers: dict[str, Callable[[rbproto.Message], None]] = {
             "press": self.on_press,
             "cancel": self.on_cancel,

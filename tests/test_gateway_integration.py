@@ -144,3 +144,24 @@ def test_broker_restart_reconnects_resubscribes_and_rebuilds_device_state(tmp_pa
         gw.stop()
         store.close()
         broker.stop()
+
+
+def test_a_publish_the_broker_refuses_is_logged_and_counted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """MQTT 5 brings the reason back: an ACL that lets the gateway hear presses but not send
+    commands is logged and counted, not silent."""
+    acl = "topic read rb/#\ntopic write rb/+/+/+/evt/+\ntopic write rb/+/+/gateway/status\n"
+    broker = Mosquitto(tmp_path / "broker", acl=acl).start()
+    doc = site_doc()
+    store = Store(tmp_path / "db.sqlite")
+    gw = Gateway(parse_venue(doc), store, broker.url).start()
+    devices = Devices(broker, doc["site"]).use(doc)
+    try:
+        devices.press("btn-t12")  # the gateway pages ana: the broker refuses the alert
+        wait_until(lambda: gw.counters.get("mqtt.publish_refused") >= 1, what="a refused publish counted")
+        assert any(f"refused a publish to rb/v1/{doc['site']}/" in r.getMessage() and "Not authorized" in r.getMessage()
+                   for r in caplog.records)
+    finally:
+        devices.close()
+        gw.stop()
+        store.close()
+        broker.stop()
