@@ -461,18 +461,23 @@ class Gateway:
         inc = self._pager_incident(msg, "acked")
         if inc is None:
             return
-        staff = self.venue.staff_by_pager[msg.device]
+        who, name = self._wearer(msg.device)
         if inc.state != incidents.PAGED:
             self._send(msg.device, "alert_cancel", {"inc": inc.id, "why": f"already {inc.state}"})
             return
         now = self.clock.now()
-        self.store.move(inc.id, incidents.ACKNOWLEDGED, now, staff.id, "ack", acked_at=now, responder=staff.id)
+        self.store.move(inc.id, incidents.ACKNOWLEDGED, now, who, "ack", acked_at=now, responder=who)
         self._set_deadline(inc.id, now + self.venue.policy(inc.kind).resolve_timeout_s, escalation.RESOLVE)
-        log.info("ACK inc=%d by %s", inc.id, staff.id, extra={"inc": inc.id, "staff": staff.id})
+        log.info("ACK inc=%d by %s", inc.id, who, extra={"inc": inc.id, "staff": who})
         if inc.origin in (PRESS, HELD):
             self._feedback(inc.button, inc.id, rbproto.ACKNOWLEDGED)
         for pager in self.store.close_pages(inc.id, "taken"):
-            self._send(pager, "alert_cancel", {"inc": inc.id, "why": f"taken by {staff.name}"[:48]})
+            self._send(pager, "alert_cancel", {"inc": inc.id, "why": f"taken by {name}"[:48]})
+
+    def _wearer(self, pager: str) -> tuple[str, str]:
+        """(staff id, name) of whoever wears the pager; the pager's id if a reload took them out."""
+        staff = self.venue.staff_by_pager.get(pager)
+        return (staff.id, staff.name) if staff else (pager, pager)
 
     def on_decline(self, msg: rbproto.Message) -> None:
         inc = self._pager_incident(msg, "declined")
@@ -485,11 +490,11 @@ class Gateway:
 
     def on_resolve(self, msg: rbproto.Message) -> None:
         inc = self.store.incident(msg.body["inc"])
-        staff = self.venue.staff_by_pager[msg.device]
-        if inc is None or inc.state != incidents.ACKNOWLEDGED or inc.responder != staff.id:
+        who, _name = self._wearer(msg.device)
+        if inc is None or inc.state != incidents.ACKNOWLEDGED or inc.responder != who:
             self._drop("not_responder", msg.device, f"resolve for incident {msg.body['inc']}")
             return
-        self.resolve(inc.id, staff.id, msg.body["action"])
+        self.resolve(inc.id, who, msg.body["action"])
 
     def resolve(self, inc_id: int, actor: str, action: str) -> None:
         """Resolve with a recovery action; the follow-up window opens (a "happy now" press at the
