@@ -12,12 +12,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 setup: system-deps $(VENV)/.installed $(MPY_WASM) $(STUBS)/.installed
 
-# The broker, its command-line clients (used by tests and the README's recipe) and Node.js (which
-# runs the MicroPython WebAssembly interpreter), from Debian's packages when any is missing.
+# The broker, its command-line clients (used by tests and the README's recipe), Node.js (which
+# runs the MicroPython WebAssembly interpreter) and the PostgreSQL server (the tests start a private
+# cluster of it from /usr/lib/postgresql/*/bin), from Debian's packages when any is missing.
 system-deps:
 	@missing=""; \
 	{ command -v mosquitto || test -x /usr/sbin/mosquitto; } >/dev/null || missing="$$missing mosquitto"; \
 	command -v mosquitto_pub >/dev/null || missing="$$missing mosquitto-clients"; \
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v node >/dev/null || missing="$$missing nodejs"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \

@@ -19,7 +19,7 @@ import rbproto
 from .logs import FORMATS, JSON, TEXT, setup_logging
 from .reload import VenueWatcher
 from .service import Gateway
-from .store import Store
+from .store import Store, StoreError, database_url
 from .venue import VenueError, load_venue
 
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
@@ -124,6 +124,15 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def database(text: str) -> str:
+    """--db: checked here, so a mistyped URL is a usage error (exit 2) before anything starts."""
+    try:
+        database_url(text)
+    except StoreError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="redbutton", description="Red Button service-recovery alert system")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -134,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("gateway", help="run the gateway")
     g.add_argument("--venue", required=True, type=Path)
     g.add_argument("--broker", default=DEFAULT_BROKER, help=f"broker URL (default {DEFAULT_BROKER})")
-    g.add_argument("--db", default="redbutton.db", help="SQLite file (default redbutton.db)")
+    g.add_argument("--db", default="redbutton.db", type=database, metavar="PATH_OR_URL",
+                   help="where incidents are kept: a SQLite file (default redbutton.db) or sqlite:///PATH, "
+                        "or PostgreSQL as postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
     g.add_argument("--watch", action=argparse.BooleanOptionalAction, default=True,
                    help="reload the venue when its file changes (default on; SIGHUP reloads either way)")
     g.add_argument("--watch-interval", type=positive_seconds, default=1.0, metavar="SECONDS",
@@ -174,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     as_json = args.log_format == JSON  # then stderr carries nothing but JSON lines, errors included
     try:
         return int(args.func(args))
-    except (VenueError, rbproto.ProtocolError) as e:
+    except (VenueError, StoreError, rbproto.ProtocolError) as e:
         if as_json:
             log.error("%s", e)
         else:
