@@ -28,17 +28,22 @@ def fast_doc(ack_timeout_s: int) -> dict[str, Any]:
     return doc
 
 
+Started = tuple[GatewayProcess, Devices, dict[str, Any]]
+
+
 @pytest.fixture
-def devices_for(broker: Mosquitto) -> Iterator[Any]:
-    made: list[Devices] = []
+def venue_running(broker: Mosquitto, tmp_path: Path) -> Iterator[Any]:
+    """start(ack_timeout_s) -> (a `redbutton gateway` process, devices talking to it, its venue doc)."""
+    devices: list[Devices] = []
 
-    def make(doc: dict[str, Any]) -> Devices:
-        d = Devices(broker, doc["site"]).use(doc)
-        made.append(d)
-        return d
+    def start(ack_timeout_s: int) -> Started:
+        doc = fast_doc(ack_timeout_s)
+        write_venue(tmp_path / "venue.toml", doc)
+        devices.append(Devices(broker, doc["site"]).use(doc))
+        return GatewayProcess(tmp_path / "venue.toml", broker, tmp_path / "db.sqlite"), devices[-1], doc
 
-    yield make
-    for d in made:
+    yield start
+    for d in devices:
         d.close()
 
 
@@ -48,11 +53,8 @@ def arrival(devices: Devices, device: str, mtype: str, **fields: Any) -> float:
     return time.monotonic()
 
 
-def test_no_ack_within_the_timeout_pages_the_manager(broker: Mosquitto, tmp_path: Path, devices_for: Any) -> None:
-    doc = fast_doc(ack_timeout_s=1)
-    write_venue(tmp_path / "venue.toml", doc)
-    devices = devices_for(doc)
-    gw = GatewayProcess(tmp_path / "venue.toml", broker, tmp_path / "db.sqlite")
+def test_no_ack_within_the_timeout_pages_the_manager(venue_running: Any) -> None:
+    gw, devices, _doc = venue_running(ack_timeout_s=1)
     try:
         devices.press("btn-t12")
         paged = arrival(devices, "pgr-ana", "alert", table="T12")
@@ -63,12 +65,9 @@ def test_no_ack_within_the_timeout_pages_the_manager(broker: Mosquitto, tmp_path
         gw.stop()
 
 
-def test_kill_9_mid_escalation_keeps_the_deadline_and_loses_nothing(broker: Mosquitto, tmp_path: Path,
-                                                                    devices_for: Any) -> None:
-    doc = fast_doc(ack_timeout_s=3)
-    write_venue(tmp_path / "venue.toml", doc)
-    devices = devices_for(doc)
-    first = GatewayProcess(tmp_path / "venue.toml", broker, tmp_path / "db.sqlite")
+def test_kill_9_mid_escalation_keeps_the_deadline_and_loses_nothing(venue_running: Any, broker: Mosquitto,
+                                                                    tmp_path: Path) -> None:
+    first, devices, _doc = venue_running(ack_timeout_s=3)
     devices.press("btn-t12")
     paged = arrival(devices, "pgr-ana", "alert", table="T12")
     first.proc.kill()  # SIGKILL: no clean-up of any kind
@@ -89,11 +88,8 @@ def test_kill_9_mid_escalation_keeps_the_deadline_and_loses_nothing(broker: Mosq
         again.stop()
 
 
-def test_a_pager_lost_by_its_last_will_is_skipped(broker: Mosquitto, tmp_path: Path, devices_for: Any) -> None:
-    doc = fast_doc(ack_timeout_s=30)
-    write_venue(tmp_path / "venue.toml", doc)
-    devices = devices_for(doc)
-    gw = GatewayProcess(tmp_path / "venue.toml", broker, tmp_path / "db.sqlite")
+def test_a_pager_lost_by_its_last_will_is_skipped(venue_running: Any, broker: Mosquitto) -> None:
+    gw, devices, doc = venue_running(ack_timeout_s=30)
     try:
         status = rbproto.status_topic(doc["site"], "pgr-ana")
         pager = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{doc['site']}-pgr-ana",
