@@ -43,8 +43,9 @@ FEEDBACK_FOR_STATE = {
 }
 
 # Incident origins: a customer's press, a press held for a manager (rate limit), a device in
-# trouble, a zone with too many complaints. All but the first go straight to the manager roles.
-PRESS, HELD, TROUBLE, ZONE = "press", "held", "trouble", "zone"
+# trouble, a zone with too many complaints (those three go straight to the manager roles), and
+# positive feedback (a "happy now" press with nothing to follow up: recorded, never paged).
+PRESS, HELD, TROUBLE, ZONE, FEEDBACK = "press", "held", "trouble", "zone", "feedback"
 ZONE_KIND = "zone_complaints"
 ZONE_PREFIX = "zone:"  # a zone alert is filed under "zone:<id>", apart from any table's calls
 MAX_LEVEL = 9  # the alert's `lvl` (urgency shown and buzzed on the pager) stops growing here
@@ -284,7 +285,7 @@ class Gateway:
             self._feedback(msg.device, inc.id, rbproto.RESOLVED)
             return
         inc_id = self.store.open_incident(self.venue.site, table_id, zone, msg.device, kind,
-                                          float(msg.body["ts"]), now, press, PRESS, f"press {kind}: feedback")
+                                          float(msg.body["ts"]), now, press, FEEDBACK, f"press {kind}: feedback")
         self.store.move(inc_id, incidents.CLOSED, now, "gateway", "positive feedback, nobody paged", closed_at=now)
         log.info("FEEDBACK %s at %s recorded (inc %d)", kind, table_id, inc_id, extra={"inc": inc_id})
         self._feedback(msg.device, inc_id, rbproto.RESOLVED)

@@ -318,7 +318,10 @@ def test_a_happy_press_with_nothing_open_is_recorded_as_feedback(rig: Rig) -> No
     assert rig.paged() == []
     assert rig.feedback("btn-t2") == [rbproto.RESOLVED]  # a thank-you on the LED
     i = rig.store.incident(rig.commands("feedback")[0].body["inc"])
-    assert i is not None and (i.kind, i.state) == ("happy", incidents.CLOSED)
+    assert i is not None and (i.kind, i.state, i.origin) == ("happy", incidents.CLOSED, "feedback")
+    rig.press("T1", "happy")
+    rig.press("T2", "happy")
+    assert rig.paged() == []  # praise is not counted as complaints in the zone
 
 
 # ---- device supervision -----------------------------------------------------------------------
