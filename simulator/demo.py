@@ -10,19 +10,18 @@ step happened."""
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gateway.broker import Mosquitto
 from gateway.cli import sigterm_as_interrupt
-from gateway.service import Gateway
+from gateway.mqtt_io import parse_broker_url
 from gateway.store import Store
 from gateway.venue import Venue, load_venue
 
 from .console import interact
+from .stack import simulated_venue
 from .venue_sim import SimulatedVenue
 
 DEFAULT_VENUE = Path(__file__).resolve().parents[1] / "examples" / "demo-venue.toml"
@@ -105,38 +104,21 @@ def run_demo(venue_path: Path, once: bool, verbose: bool, out: Callable[[str], N
     venue = load_venue(venue_path)
     logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
     sigterm_as_interrupt()
-    with tempfile.TemporaryDirectory(prefix="rb-demo-") as tmp:
-        work = Path(tmp)
-        broker = Mosquitto(work / "broker")
-        store: Store | None = None
-        gw: Gateway | None = None
-        sim: SimulatedVenue | None = None
-        try:
-            broker.start()
-            out(f"broker   mosquitto on {broker.url}")
-            store = Store(work / "demo.db")
-            gw = Gateway(venue, store, broker.url).start()
-            out(f"gateway  venue {venue.site!r} ({venue.name}), SQLite {work / 'demo.db'}")
-            sim = SimulatedVenue(venue, broker.url, work / "devices", echo=verbose).start()
-            out(f"devices  {len(sim.buttons)} buttons, {len(sim.pagers)} pagers running the firmware")
+    try:
+        with simulated_venue(venue, out=out, echo=verbose) as (sim, store, where):
+            assert store is not None  # started here, with its own gateway
             ok = scripted_call(sim, store, venue, "T12", out)
             out("demo: every step happened" if ok else "demo: a step did not happen")
             if once:
                 return 0 if ok else 1
-            out(f"\nThe venue keeps running. Watch it: mosquitto_sub -p {broker.port} -v -t 'rb/#'")
+            _host, port = parse_broker_url(where.split()[-1])
+            out(f"\nThe venue keeps running. Watch it: mosquitto_sub -p {port} -v -t 'rb/#'")
             interact(sim)
             return 0
-        except KeyboardInterrupt:
-            return 0
-        finally:
-            if sim:
-                sim.stop()
-            if gw:
-                gw.stop()
-            if store:
-                store.close()
-            broker.stop()
-            out("stopped: devices, gateway, broker")
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        out("stopped: devices, gateway, broker")
 
 
 def register(sub: Any) -> None:
