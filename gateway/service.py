@@ -201,6 +201,17 @@ class Gateway:
         log.info("DEVICE %s %s fw=%s ep=%d", device, state, fw, ep, extra={"device": device})
         if state == rbproto.ONLINE:
             self._send_config(device)
+            self._realert_pager(device, now)
+
+    def _realert_pager(self, pager: str, now: float) -> None:
+        """A pager that comes back (a reboot, a reconnect) has lost its screen: its unanswered
+        alerts are sent again."""
+        for inc_id in self.store.paged_incidents(pager):
+            inc = self.store.incident(inc_id)
+            if inc is not None and inc.state == incidents.PAGED:
+                self._alert(pager, inc, min(inc.level + inc.urgency, MAX_LEVEL), now)
+                log.info("REALERT inc=%d %s -> %s (back online)", inc.id, inc.table_id, pager,
+                         extra={"inc": inc.id, "device": pager})
 
     def on_heartbeat(self, msg: rbproto.Message) -> None:
         b = msg.body

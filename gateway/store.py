@@ -500,6 +500,12 @@ class Store:
             return tx.all("SELECT staff, pager, level FROM pages WHERE incident_id = :inc AND outcome IS NULL "
                           "ORDER BY id", inc=inc_id)
 
+    def paged_incidents(self, pager: str) -> list[int]:
+        """Incidents a pager has been paged for and has not answered: sent again when it comes back."""
+        with self._tx() as tx:
+            return [int(r[0]) for r in tx.all("SELECT DISTINCT incident_id FROM pages WHERE pager = :pager "
+                                              "AND outcome IS NULL ORDER BY incident_id", pager=pager)]
+
     def declined_staff(self, inc_id: int) -> set[str]:
         with self._tx() as tx:
             return {r[0] for r in tx.all("SELECT staff FROM pages WHERE incident_id = :inc "

@@ -65,10 +65,14 @@ class VirtualDevice(LogBook):
             (self.flash / "pins.json").write_text(json.dumps(pinmap(self.role)))
         self.chip = machine.Chip()
         self.link_up = True  # False: this device's radio is out (fault injection)
+        self.delay_ms = 0  # fault injection: latency added to each message, both ways
+        self.loss = 0.0  # fault injection: the share of publish attempts that fail
+        self.skew_s = 0  # fault injection: how far the board's wall clock is off (its RTC drifted or was never set)
         self.boots = 0
         self.asleep = False
         self._stop = threading.Event()
         self._reboot = threading.Event()
+        self._on_broker = threading.Event()  # set at the first connection to the broker
         self._thread: threading.Thread | None = None
         self.app: Any = None
         self.hw: Any = None
@@ -123,6 +127,7 @@ class VirtualDevice(LogBook):
     def _boot(self, boot: Any) -> Any:
         app = type(self).make_app(boot)
         self.app, self.hw, self.msgr = app, boot.hw, boot.msgr
+        self._skew(boot.clock)
         self.boots += 1
         return app
 
@@ -131,8 +136,18 @@ class VirtualDevice(LogBook):
             self.link = runner.make_link(cfg, clk, status, log)
         else:
             self.link = HostLink(cfg, cfg["broker_url"], status)
+            self.link.on_up = self._on_broker.set
             self.link.up = self.link_up
+            self.link.delay_ms, self.link.loss = self.delay_ms, self.loss
         return self.link
+
+    def _skew(self, clk: Any) -> None:
+        """The firmware reads wall time only through its clock's epoch_s (press times, boot epochs):
+        shadowing that one method on this board's clock object skews this board alone."""
+        if self.skew_s:
+            clk.epoch_s = lambda: int(time.time()) + self.skew_s
+        elif "epoch_s" in vars(clk):
+            del clk.epoch_s
 
     def _sleep(self, ms: int) -> None:
         """Deep sleep: the radio is off until the wake pin is pulled low or the timer runs out."""
@@ -172,6 +187,33 @@ class VirtualDevice(LogBook):
         if radio is not None:
             radio.sim_up = up
 
+    def set_delay(self, ms: int) -> None:
+        """Fault injection: a congested or distant access point adds `ms` each way."""
+        self.delay_ms = ms
+        if isinstance(self.link, HostLink):
+            self.link.delay_ms = ms
+
+    def set_loss(self, share: float) -> None:
+        """Fault injection: this share of the board's publish attempts fails (its outbox retries)."""
+        self.loss = share
+        if isinstance(self.link, HostLink):
+            self.link.loss = share
+
+    def set_skew(self, seconds: int) -> None:
+        """Fault injection: the board's wall clock is `seconds` off from the gateway's."""
+        self.skew_s = seconds
+        if self.app is not None:
+            self._skew(self.app.clock)
+
+    def power_off(self) -> None:
+        """Fault injection: the board dies (battery out): no goodbye, the broker's last will says so."""
+        self._stop.set()
+        if isinstance(self.link, HostLink):
+            self.link.kill()
+        if self._thread is not None:
+            self._thread.join(2)
+        self.link = None
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
@@ -186,8 +228,10 @@ class VirtualDevice(LogBook):
         self.hw.button_pin.sim_level(1)
 
     def wait_connected(self, timeout: float = 10.0) -> bool:
+        """True once the device has been on the broker since it started: a button may already be
+        back in deep sleep, its link down, by the time this looks."""
         deadline = time.monotonic() + timeout
-        while self.link is None or not self.link.is_up():
+        while not (self._on_broker.is_set() or (self.link is not None and self.link.is_up())):
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.005)

@@ -188,6 +188,17 @@ def test_a_deadline_missed_while_down_fires_at_start(rig: Rig) -> None:
     assert again.paged() == ["pgr-flo"]
 
 
+def test_a_pager_that_comes_back_gets_its_unanswered_alerts_again(rig: Rig) -> None:
+    rig.press("T12")
+    inc = only_incident(rig)
+    rig.status("pgr-ana", rbproto.OFFLINE)  # it rebooted: its screen is blank
+    rig.status("pgr-ana", rbproto.ONLINE)
+    assert rig.alerts() == [("pgr-ana", inc, 0), ("pgr-ana", inc, 0)]
+    rig.send("pgr-ana", "ack", inc=inc)
+    rig.status("pgr-ana", rbproto.ONLINE)  # answered: nothing more to send
+    assert len(rig.alerts()) == 2
+
+
 # ---- dedupe and cancel ------------------------------------------------------------------------
 
 def test_a_repeat_press_joins_the_open_incident_and_raises_its_urgency(rig: Rig) -> None:

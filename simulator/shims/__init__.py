@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import esp32, espnow, framebuf, machine, micropython, neopixel, network, ssd1306, tls
+from . import esp32, espnow, framebuf, machine, micropython, neopixel, network, ssd1306, tls, utime
 
 FIRMWARE_LIB = Path(__file__).resolve().parents[2] / "firmware" / "lib"
 
@@ -45,7 +45,7 @@ def install() -> None:
     process still needs."""
     for name, module in (("machine", machine), ("esp32", esp32), ("network", network), ("neopixel", neopixel),
                          ("ssd1306", ssd1306), ("framebuf", framebuf), ("micropython", micropython), ("tls", tls),
-                         ("espnow", espnow)):
+                         ("espnow", espnow), ("utime", utime)):
         sys.modules.setdefault(name, module)
     for name, fn in (("ticks_ms", ticks_ms), ("ticks_add", ticks_add), ("ticks_diff", ticks_diff),
                      ("sleep_ms", sleep_ms)):
