@@ -84,6 +84,7 @@ class Gateway:
             d: (str(r["trouble"]), int(str(r["trouble_incident"]))) for d, r in registry.items()
             if r.get("trouble") and r.get("trouble_incident") is not None}
         self.duty_toggles: dict[str, tuple[bool, float]] = store.duty_toggles()
+        self.clock_offset: dict[str, float] = {}  # device -> our clock minus its clock, from heartbeats
         self.epoch = store.next_gateway_epoch(self.clock.now())
         self.started_at = self.clock.now()
         self.limiter = RateLimiter(venue.rules.rate_limit_presses, venue.rules.rate_limit_window_s)
@@ -215,6 +216,8 @@ class Gateway:
 
     def on_heartbeat(self, msg: rbproto.Message) -> None:
         b = msg.body
+        # A heartbeat is sent the moment it is made: how far the device's clock is off from ours.
+        self.clock_offset[msg.device] = self.clock.now() - b["ts"]
         self.device_state[msg.device] = rbproto.ONLINE
         self.heard[msg.device].battery_mv = b["bat"]
         self.store.device_heartbeat(msg.device, self.clock.now(), b["bat"], b["rssi"], b["fw"], b["q"], b["up"],
@@ -262,7 +265,7 @@ class Gateway:
         origin = HELD if flagged else PRESS
         cause = f"press {kind}" + (": held for a manager, the button is pressed too often" if flagged else "")
         inc_id = self.store.open_incident(self.venue.site, table.id, table.zone, msg.device, kind,
-                                          float(msg.body["ts"]), now, press, origin, cause)
+                                          self._press_time(msg, now), now, press, origin, cause)
         log.info("INCIDENT %d opened %s %s%s", inc_id, table.id, kind, " (held)" if flagged else "",
                  extra={"inc": inc_id, "table": table.id})
         if flagged:
@@ -271,6 +274,12 @@ class Gateway:
         self._escalate(inc_id, 0)
         if not flagged:
             self._aggregate(table.zone, now)
+
+    def _press_time(self, msg: rbproto.Message, now: float) -> float:
+        """When the customer pressed, on our clock: the button's own time of the press (a press that
+        waited in its outbox keeps it), corrected by how far its clock was off at its last heartbeat;
+        never later than now."""
+        return min(now, float(msg.body["ts"]) + self.clock_offset.get(msg.device, 0.0))
 
     def _join(self, inc: Incident, msg: rbproto.Message, kind: str, press: tuple[int, int], now: float) -> None:
         """A repeat press at a table with an open incident: counted, and the people paged for it (or
@@ -296,7 +305,7 @@ class Gateway:
             self._feedback(msg.device, inc.id, rbproto.RESOLVED)
             return
         inc_id = self.store.open_incident(self.venue.site, table_id, zone, msg.device, kind,
-                                          float(msg.body["ts"]), now, press, FEEDBACK, f"press {kind}: feedback")
+                                          self._press_time(msg, now), now, press, FEEDBACK, f"press {kind}: feedback")
         self.store.move(inc_id, incidents.CLOSED, now, "gateway", "positive feedback, nobody paged", closed_at=now)
         log.info("FEEDBACK %s at %s recorded (inc %d)", kind, table_id, inc_id, extra={"inc": inc_id})
         self._feedback(msg.device, inc_id, rbproto.RESOLVED)

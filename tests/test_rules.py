@@ -199,6 +199,15 @@ def test_a_pager_that_comes_back_gets_its_unanswered_alerts_again(rig: Rig) -> N
     assert len(rig.alerts()) == 2
 
 
+def test_the_wait_shown_is_corrected_for_a_button_whose_clock_is_off(rig: Rig) -> None:
+    behind = int(rig.clock.now()) - 3600  # its clock is an hour behind
+    rig.send("btn-t12", "heartbeat", bat=3900, rssi=-60, fw="0.1.0", up=1, q=0, cv=0, ts=behind)
+    rig.clock.advance(30)
+    rig.send("btn-t12", "press", kind="complaint", bat=3900, ts=behind + 20)  # pressed 10 s ago, queued
+    alert = rig.commands("alert")[-1]
+    assert alert.body["age"] == 10
+
+
 # ---- dedupe and cancel ------------------------------------------------------------------------
 
 def test_a_repeat_press_joins_the_open_incident_and_raises_its_urgency(rig: Rig) -> None:
