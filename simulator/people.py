@@ -49,8 +49,30 @@ class Decision:
     at: float  # monotonic time to act
 
 
+class _OwnThread:
+    """Something a person does on a thread of their own, until stopped."""
+
+    _stop: threading.Event
+    _thread: threading.Thread | None
+
+    def _name(self) -> str:
+        return "person"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self._name(), daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
 @dataclass
-class StaffMember:
+class StaffMember(_OwnThread):
     """A person wearing a pager, on a thread of their own."""
 
     staff_id: str
@@ -63,14 +85,8 @@ class StaffMember:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"person-{self.staff_id}", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
+    def _name(self) -> str:
+        return f"person-{self.staff_id}"
 
     def _run(self) -> None:
         while not self._stop.wait(POLL_S):
@@ -121,7 +137,7 @@ class StaffMember:
         self.answered[inc] = what
 
 
-class Crowd:
+class Crowd(_OwnThread):
     """Customers: presses at `rate_per_min` (a Poisson process) on random tables from `start_s` for
     `for_s` seconds of the scenario clock."""
 
@@ -137,14 +153,8 @@ class Crowd:
         self._thread: threading.Thread | None = None
         self._busy = {b.id: threading.Lock() for b in self.buttons}
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="crowd", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
+    def _name(self) -> str:
+        return "crowd"
 
     def _run(self) -> None:
         end = time.monotonic() + self.for_s
