@@ -22,7 +22,6 @@ shims.install()
 import board  # noqa: E402  (firmware modules: importable only once the shims are installed)
 import button_app  # noqa: E402
 import clock  # noqa: E402
-import device  # noqa: E402
 import pager_app  # noqa: E402
 import pager_screen  # noqa: E402
 import runner  # noqa: E402
@@ -51,7 +50,7 @@ class VirtualDevice(LogBook):
     epoch, outbox, venue settings), so deep sleep, wake and reboot follow the board's code path."""
 
     role = ""
-    make_app: Any = None  # the firmware's make_app(boot); None: the app is built in __init__
+    make_app: Any = None  # the firmware's make_app(boot), set by each role
 
     def __init__(self, cfg: dict[str, Any], state_dir: Path, echo: bool = False) -> None:
         super().__init__(cfg["device"], echo)
@@ -78,37 +77,28 @@ class VirtualDevice(LogBook):
         self.hw: Any = None
         self.msgr: Any = None
         self.link: Any = None
-        if self.make_app is None:
-            machine.bind(self.chip)
-            self.epoch: int = device.next_epoch(str(self.flash / "epoch"), self.clock.epoch_s())
-            self.msgr = device.Messenger(cfg, self.epoch, self.clock, None, log=self.log)
-            self.link = HostLink(cfg, cfg["broker_url"], self.msgr.status)
-            self.msgr.link = self.link
 
     def start(self, timeout: float = 10.0) -> VirtualDevice:
         """Power the board on; returns once its firmware is READY."""
-        if self.make_app is None:
-            self.app.start()
         seen = len(self.lines)
         self._thread = threading.Thread(target=self._run, name=self.id, daemon=True)
         self._thread.start()
-        if self.make_app is not None and self.wait_for(r"^(READY|SAFE MODE)", timeout, since=seen) is None:
+        if self.wait_for(r"^(READY|SAFE MODE)", timeout, since=seen) is None:
             raise TimeoutError(f"{self.id} did not boot within {timeout} s")
         return self
 
     def _run(self) -> None:
         machine.bind(self.chip)
-        if self.make_app is None:
-            while not self._stop.is_set():
-                self.app.tick()
-                self.clock.sleep_ms(LOOP_MS)
-            return
         while not self._stop.is_set():
             try:
                 runner.run(self.role, self._boot, root=f"{self.flash}/", link_factory=self._make_link,
                            loop_ms=LOOP_MS, log=self.log, running=self._running)
             except machine.DeepSleep as sleep:
                 self._sleep(sleep.ms)
+                if self._reboot.is_set():
+                    self._reboot.clear()
+                    self.asleep = False
+                    self._power_cycle()
                 continue
             except Exception as e:  # on the board the REPL would take over and the watchdog reset it
                 self.log(f"CRASH {type(e).__name__}: {e}; the watchdog resets the board")
@@ -156,6 +146,8 @@ class VirtualDevice(LogBook):
         deadline = time.monotonic() + ms / 1000
         woke_by_pin = False
         while not self._stop.is_set() and time.monotonic() < deadline:
+            if self._reboot.is_set():
+                return  # the reset button: the board boots afresh, not from deep sleep
             if any(pin.value() == 0 for pin in self.chip.wake_pins):
                 woke_by_pin = True
                 break

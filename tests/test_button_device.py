@@ -93,3 +93,13 @@ def test_safe_mode_when_the_button_is_held_at_power_up(venue: Venue, broker: Mos
         assert not any(line.startswith("BOOT") for _t, line in b.lines)
     finally:
         b.stop()
+
+
+def test_the_reset_button_wakes_a_sleeping_board_with_a_new_epoch(button: VirtualButton) -> None:
+    first = button.wait_for(r"^BOOT button btn-t12 ep=(\d+)")
+    assert first is not None
+    wait_until(lambda: button.asleep, what="the button asleep")
+    button.reboot()  # raises if it does not come back
+    again = [line for _t, line in button.lines if line.startswith("BOOT ")][-1]
+    assert not again.endswith("woke")  # a reset, not a wake from deep sleep
+    assert int(again.split("ep=")[1].split()[0]) > int(first[1].split("ep=")[1].split()[0])
