@@ -557,6 +557,18 @@ class Store:
         with self._tx() as tx:
             return {r[0] for r in tx.all("SELECT staff FROM pages WHERE incident_id = :inc", inc=inc_id)}
 
+    def incidents(self) -> list[Incident]:
+        """Every incident, oldest first: for reports and the simulator's checks."""
+        with self._tx() as tx:
+            return [Incident(*row) for row in tx.all(f"SELECT {_INCIDENT_COLUMNS} FROM incidents ORDER BY id")]
+
+    def press_log(self) -> list[tuple[str, int, int, int]]:
+        """(device, boot epoch, sequence number, incident) of every press recorded: the ground truth
+        that no press was lost."""
+        with self._tx() as tx:
+            return [(str(d), int(ep), int(seq), int(inc))
+                    for d, ep, seq, inc in tx.all("SELECT device, ep, seq, incident_id FROM presses ORDER BY at")]
+
     def incident(self, inc_id: int) -> Incident | None:
         with self._tx() as tx:
             row = tx.one(f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = :inc", inc=inc_id)

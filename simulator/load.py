@@ -27,7 +27,6 @@ import resource
 import secrets
 import selectors
 import socket
-import sqlite3
 import tempfile
 import threading
 import time
@@ -595,14 +594,13 @@ def raise_fd_limit(needed: int) -> None:
 
 
 def recorded_presses(db_path: str, epoch: int, buttons: set[str]) -> dict[tuple[str, int, int], int]:
-    """(button, ep, seq) -> incident id of this run's presses, read from the gateway's SQLite file
-    read-only (the store's own lock and connection are the gateway's)."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+    """(button, ep, seq) -> incident id of this run's presses, as the gateway's store recorded them."""
+    store = Store(db_path)
     try:
-        rows = conn.execute("SELECT device, ep, seq, incident_id FROM presses WHERE ep = ?", (epoch,)).fetchall()
+        log = store.press_log()
     finally:
-        conn.close()
-    return {(d, int(ep), int(seq)): int(inc) for d, ep, seq, inc in rows if d in buttons}
+        store.close()
+    return {(d, ep, seq): inc for d, ep, seq, inc in log if ep == epoch and d in buttons}
 
 
 def _connect_all(devices: list[LightDevice]) -> None:

@@ -10,20 +10,22 @@ and a real gateway process on its own SQLite file."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
-import sqlite3
 import statistics
 import tempfile
 import threading
 import time
 import tomllib
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gateway.broker import Mosquitto
+from gateway.store import Incident, Store
 from gateway.venue import Venue, parse_venue
 
 from .devices import VirtualButton, VirtualDevice, VirtualPager
@@ -154,24 +156,39 @@ def dump_toml(doc: dict[str, Any], prefix: str = "") -> str:
 
 
 class Records:
-    """The incident store as a report reads it: its own read-only SQLite connection per look."""
+    """The incident store as a report reads it, through the store module, opened for each look so
+    it sees what the gateway (another process) has written since."""
 
     def __init__(self, db: Path | None) -> None:
         self.db = db
 
-    def rows(self, sql: str, *params: object) -> list[sqlite3.Row]:
+    @contextlib.contextmanager
+    def store(self) -> Iterator[Store | None]:
+        """The store, or None while the gateway has not created it yet."""
         if self.db is None:
             raise RuntimeError("checks on the incident store need a self-contained run or --db")
         if not self.db.exists():
-            return []
-        con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
-        con.row_factory = sqlite3.Row
+            yield None
+            return
+        store = Store(self.db)
         try:
-            return con.execute(sql, params).fetchall()
-        except sqlite3.OperationalError:  # the gateway has not created its tables yet
-            return []
+            yield store
         finally:
-            con.close()
+            store.close()
+
+    def incidents(self) -> list[Incident]:
+        with self.store() as s:
+            return s.incidents() if s else []
+
+    def presses(self) -> list[tuple[str, int, int, int]]:
+        with self.store() as s:
+            return s.press_log() if s else []
+
+    def paged(self, table_id: str) -> set[str]:
+        with self.store() as s:
+            if s is None:
+                return set()
+            return {staff for inc in s.incidents() if inc.table_id == table_id for staff in s.paged_staff(inc.id)}
 
 
 @dataclass
@@ -344,16 +361,17 @@ class Run:
         f = Figures()
         for b in self.sim.buttons.values():
             f.presses_sent += sum(1 for _t, line in list(b.lines) if PRESS_LINE.match(line))
-        f.presses_stored = len(self.records.rows("SELECT 1 FROM presses"))
-        rows = self.records.rows("SELECT i.id, i.received_at, i.acked_at, i.responder, "
-                                 "(SELECT COUNT(*) FROM presses p WHERE p.incident_id = i.id) AS n "
-                                 "FROM incidents i WHERE i.origin IN ('press', 'held')")
-        for r in rows:
+        presses = self.records.presses()
+        f.presses_stored = len(presses)
+        per_incident = Counter(inc for _d, _ep, _seq, inc in presses)
+        for inc in self.records.incidents():
+            if inc.origin not in ("press", "held"):
+                continue
             f.incidents += 1
-            if r["acked_at"] is not None and r["responder"]:
+            if inc.acked_at is not None and inc.responder:
                 f.acked += 1
-                f.presses_reached += int(r["n"])
-                f.ack_s.append(float(r["acked_at"]) - float(r["received_at"]))
+                f.presses_reached += per_incident[inc.id]
+                f.ack_s.append(inc.acked_at - inc.received_at)
         return f
 
 
@@ -386,22 +404,20 @@ INCIDENT_FIELDS = ("table", "state", "responder", "origin", "kind")
 
 
 def check_incident(run: Run, a: dict[str, Any]) -> tuple[bool, str]:
-    rows = run.records.rows("SELECT id, table_id AS \"table\", state, responder, origin, kind, level, presses, "
-                            "button FROM incidents ORDER BY id")
+    rows = run.records.incidents()
     want = {k: a[k] for k in INCIDENT_FIELDS if k in a}
     for r in rows:
-        if (all(r[k] == v for k, v in want.items()) and r["level"] >= int(a.get("min_level", 0))
-                and r["presses"] >= int(a.get("min_presses", 0)) and a.get("button", r["button"]) == r["button"]):
-            return True, f"incident {r['id']}"
-    seen = "; ".join(f"{r['id']} {r['table']} {r['kind']} {r['origin']} {r['state']} by {r['responder']} "
-                     f"lvl {r['level']} presses {r['presses']}" for r in rows[-5:])
+        got = {"table": r.table_id, "state": r.state, "responder": r.responder, "origin": r.origin, "kind": r.kind}
+        if (all(got[k] == v for k, v in want.items()) and r.level >= int(a.get("min_level", 0))
+                and r.presses >= int(a.get("min_presses", 0)) and a.get("button", r.button) == r.button):
+            return True, f"incident {r.id}"
+    seen = "; ".join(f"{r.id} {r.table_id} {r.kind} {r.origin} {r.state} by {r.responder} "
+                     f"lvl {r.level} presses {r.presses}" for r in rows[-5:])
     return False, f"incidents: {seen or 'none'}"
 
 
 def check_paged(run: Run, a: dict[str, Any]) -> tuple[bool, str]:
-    rows = run.records.rows("SELECT p.staff FROM pages p JOIN incidents i ON i.id = p.incident_id "
-                            "WHERE i.table_id = ?", a["table"])
-    paged = sorted({r["staff"] for r in rows})
+    paged = sorted(run.records.paged(a["table"]))
     return a["staff"] in paged, f"paged for {a['table']}: {', '.join(paged) or 'nobody'}"
 
 

@@ -81,6 +81,14 @@ def test_a_repeat_press_joins_and_a_duplicate_press_changes_nothing(s: Store) ->
     assert s.press_incident("btn-t1", 7, 3) is None
 
 
+def test_the_press_log_and_the_incident_list_read_back_what_was_recorded(s: Store) -> None:
+    first = open_press(s, "T1", seq=1)
+    s.join_incident(first, "btn-t1", "complaint", T0 + 1, (7, 2))
+    second = open_press(s, "T2", seq=3, at=T0 + 2)
+    assert s.press_log() == [("btn-t1", 7, 1, first), ("btn-t1", 7, 2, first), ("btn-t2", 7, 3, second)]
+    assert [(i.id, i.table_id, i.presses) for i in s.incidents()] == [(first, "T1", 2), (second, "T2", 1)]
+
+
 def test_opening_is_all_or_nothing(s: Store) -> None:
     first = open_press(s, "T1", seq=1)
     with pytest.raises(sqlalchemy.exc.IntegrityError):
