@@ -7,7 +7,6 @@ import argparse
 import logging
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
@@ -35,12 +34,20 @@ def sigterm_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, raise_interrupt)
 
 
+def wait_for_interrupt() -> None:
+    """Block the main thread until SIGINT or SIGTERM raises KeyboardInterrupt. signal.pause() rather
+    than an Event's wait: an interrupt landing inside Condition.wait can surface as "release
+    unlocked lock" instead of KeyboardInterrupt; other handled signals (SIGHUP) just loop."""
+    while True:
+        signal.pause()
+
+
 def serve(start: Callable[[], object], stop: Callable[[], None]) -> int:
     """Start a service and keep it running until SIGINT or SIGTERM, then stop it cleanly."""
     sigterm_as_interrupt()
     try:
         start()
-        threading.Event().wait()
+        wait_for_interrupt()
     except KeyboardInterrupt:
         pass
     finally:

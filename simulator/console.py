@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-import threading
+
+from gateway.cli import wait_for_interrupt
 
 from .devices import VirtualPager
 from .venue_sim import SimulatedVenue
@@ -65,7 +66,7 @@ def run_command(sim: SimulatedVenue, line: str) -> str:
 def interact(sim: SimulatedVenue) -> None:
     """Read commands until 'quit' or end of input; without a terminal, wait for Ctrl-C."""
     if not sys.stdin.isatty():
-        threading.Event().wait()
+        wait_for_interrupt()
     print(HELP, flush=True)
     for line in sys.stdin:
         if line.strip() in ("quit", "exit", "q"):
