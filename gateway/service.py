@@ -76,7 +76,6 @@ class Gateway:
         self._lock = threading.RLock()
         self.windows = {d: rbproto.ReplayWindow(*s) for d, s in store.load_replay().items()}
         registry = store.devices()
-        self.device_state: dict[str, str] = {d: str(r["state"]) for d, r in registry.items()}
         self.heard: dict[str, supervision.Heard] = {
             d: supervision.Heard(_float(r.get("last_seen")), str(r["state"]), _int(r.get("battery_mv")))
             for d, r in registry.items()}
@@ -103,6 +102,11 @@ class Gateway:
             "decline": self.on_decline,
             "resolve": self.on_resolve,
         }
+
+    @property
+    def device_state(self) -> dict[str, str]:
+        """Device -> online / offline, as its status (last will) and its messages last said."""
+        return {d: h.state for d, h in self.heard.items() if h.state is not None}
 
     @property
     def duty(self) -> dict[str, bool]:
@@ -196,7 +200,6 @@ class Gateway:
         if device not in self.venue.devices:
             raise rbproto.ProtocolError(rbproto.UNKNOWN_DEVICE, device)
         now = self.clock.now()
-        self.device_state[device] = state
         self._heard(device, now, state)
         self.store.device_status(device, state, fw, ep, now)
         log.info("DEVICE %s %s fw=%s ep=%d", device, state, fw, ep, extra={"device": device})
@@ -218,7 +221,6 @@ class Gateway:
         b = msg.body
         # A heartbeat is sent the moment it is made: how far the device's clock is off from ours.
         self.clock_offset[msg.device] = self.clock.now() - b["ts"]
-        self.device_state[msg.device] = rbproto.ONLINE
         self.heard[msg.device].battery_mv = b["bat"]
         self.store.device_heartbeat(msg.device, self.clock.now(), b["bat"], b["rssi"], b["fw"], b["q"], b["up"],
                                     b["cv"])
@@ -336,10 +338,10 @@ class Gateway:
         """On duty (shift or toggle), and a pager that is neither offline nor silent too long."""
         if not on_duty(staff.shifts, staff.on_duty, self.duty_toggles.get(staff.pager), now, self.venue.tz):
             return False
-        if self.device_state.get(staff.pager) == rbproto.OFFLINE:
-            return False
         h = self.heard.get(staff.pager)
-        return h is None or h.last_seen is None or now - h.last_seen <= supervision.window_s(self.venue, staff.pager)
+        if h is None or h.last_seen is None:
+            return True
+        return h.state != rbproto.OFFLINE and now - h.last_seen <= supervision.window_s(self.venue, staff.pager)
 
     def _zone_of(self, inc: Incident) -> str:
         return inc.zone if inc.zone in self.venue.zones else next(iter(self.venue.zones))
@@ -354,7 +356,7 @@ class Gateway:
         table = self.venue.tables.get(inc.table_id)
         exclude = self.store.paged_staff(inc_id)
         busy = self.store.busy()
-        online = {d for d, s in self.device_state.items() if s == rbproto.ONLINE}
+        online = {d for d, h in self.heard.items() if h.state == rbproto.ONLINE}
         for lvl in range(level, len(levels)):
             found = router.candidates(self.venue, self._zone_of(inc), levels[lvl],
                                       lambda s: self._available(s, now), exclude, busy,
