@@ -26,20 +26,26 @@ READY = "up (command epoch"  # the gateway's log line once it listens and its ti
 
 
 class GatewayProcess:
-    """`python -m gateway.cli gateway` with JSON logs, kept line by line for the report."""
+    """`redbutton --log-format json gateway ...` as a process of its own, its log kept line by line
+    (`lines`) and as parsed records (`records`; a line that is not JSON is kept as {"msg": line} and
+    counted in `not_json`). Extra arguments replace the default `--no-watch`."""
 
-    def __init__(self, venue: Path, broker_url: str, db: Path) -> None:
+    def __init__(self, venue: Path, broker_url: str, db: Path, *args: str) -> None:
         self.cmd = [sys.executable, "-m", "gateway.cli", "--log-format", "json", "gateway", "--venue", str(venue),
-                    "--broker", broker_url, "--db", str(db), "--no-watch"]
+                    "--broker", broker_url, "--db", str(db), *(args or ("--no-watch",))]
         self.lines: list[str] = []
+        self.records: list[dict[str, Any]] = []
+        self.not_json = 0
         self.proc: subprocess.Popen[str] | None = None
+        self.reader: threading.Thread | None = None
         self._ready = threading.Event()
 
     def start(self, timeout: float = 15.0) -> None:
         self._ready.clear()
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                      cwd=Path(__file__).resolve().parents[1])
-        threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
+        self.reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
+        self.reader.start()
         if not self._ready.wait(timeout):
             tail = "".join(self.lines[-5:])
             raise RuntimeError(f"the gateway did not come up within {timeout} s: {tail}")
@@ -47,12 +53,14 @@ class GatewayProcess:
     def _read(self, proc: subprocess.Popen[str]) -> None:
         assert proc.stderr is not None
         for line in proc.stderr:
-            self.lines.append(line)
             try:
-                message = str(json.loads(line).get("msg", ""))
+                record = json.loads(line)
             except ValueError:
-                message = line
-            if READY in message:
+                record = {"msg": line}
+                self.not_json += 1
+            self.lines.append(line)
+            self.records.append(record)
+            if READY in str(record.get("msg", "")):
                 self._ready.set()
 
     def kill(self) -> None:
@@ -68,6 +76,8 @@ class GatewayProcess:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+        if self.reader is not None:
+            self.reader.join(5)
 
 
 class Plant:

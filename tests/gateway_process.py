@@ -1,5 +1,6 @@
-"""A real `redbutton gateway` process and devices speaking to it through the broker, for the tests
-that run the command as it runs in production (JSON logs read back line by line)."""
+"""A real `redbutton gateway` process (the simulator's own launcher) and devices speaking to it
+through the broker, for the tests that run the command as it runs in production (JSON logs read
+back line by line)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import itertools
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -20,6 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 import rbproto
 from conftest import demo_doc
 from gateway.broker import Mosquitto
+from simulator import faults
 from waiting import wait_until
 
 BIN = Path(sys.executable).parent
@@ -59,52 +60,42 @@ def write_venue(path: Path, doc: dict[str, Any]) -> None:
     path.write_text(to_toml(doc))
 
 
-class GatewayProcess:
-    """`redbutton --log-format json gateway ...` with its stderr read line by line as JSON."""
+class GatewayProcess(faults.GatewayProcess):
+    """The simulator's gateway process, started at once with a fast venue watcher, and the waits
+    and checks the tests make on its JSON log."""
 
     def __init__(self, venue: Path, broker: Mosquitto, db: Path, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [BIN / "redbutton", "--log-format", "json", "gateway", "--venue", venue, "--broker", broker.url,
-             "--db", db, "--watch-interval", "0.05", *args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.records: list[dict[str, Any]] = []
-        self.raw: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self.expect(lambda r: r["logger"] == "redbutton.reload", "the gateway running with its venue watcher")
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.raw.append(line)
-            self.records.append(json.loads(line))  # a line that is not JSON fails the test below
+        super().__init__(venue, broker.url, db, "--watch-interval", "0.05", *args)
+        self.start()
+        self.expect(lambda r: r.get("logger") == "redbutton.reload", "the gateway running with its venue watcher")
 
     def expect(self, match: Callable[[dict[str, Any]], bool], what: str, after: int = 0) -> dict[str, Any]:
         def found() -> dict[str, Any] | None:
-            if self.proc.poll() is not None and not self._reader.is_alive():
-                raise AssertionError(f"gateway exited ({self.proc.returncode}):\n{''.join(self.raw)}")
+            assert self.proc is not None and self.reader is not None
+            if self.proc.poll() is not None and not self.reader.is_alive():
+                raise AssertionError(f"gateway exited ({self.proc.returncode}):\n{''.join(self.lines)}")
             return next((r for r in self.records[after:] if match(r)), None)
 
         try:
             return wait_until(found, timeout=10, what=what)  # type: ignore[no-any-return]
         except AssertionError as e:
-            raise AssertionError(f"{e}\n{''.join(self.raw)}") from None
+            raise AssertionError(f"{e}\n{''.join(self.lines)}") from None
 
     def logged(self, text: str, after: int = 0, level: str | None = None) -> dict[str, Any]:
-        return self.expect(lambda r: text in r["msg"] and (level is None or r["level"] == level), repr(text), after)
+        return self.expect(lambda r: text in r["msg"] and (level is None or r.get("level") == level), repr(text),
+                           after)
 
     def hup(self) -> int:
         """Send SIGHUP; the index of the next log record, to look for what it caused."""
+        assert self.proc is not None
         mark = len(self.records)
         self.proc.send_signal(signal.SIGHUP)
         return mark
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=10)
-        self._reader.join(5)
-        assert self.proc.returncode == 0, "".join(self.raw)
-        assert len(self.records) == len(self.raw), "every line of the log is one JSON object"
+        super().stop()
+        assert self.proc is not None and self.proc.returncode == 0, "".join(self.lines)
+        assert self.not_json == 0, "every line of the log is one JSON object"
 
 
 class Devices:

@@ -181,7 +181,7 @@ def running(broker: Mosquitto, tmp_path: Path) -> Iterator[Callable[..., Running
     for gw, devices in started:
         devices.close()
         gw.stop()
-        print("".join(gw.raw))  # pytest shows the gateway's log with a failure
+        print("".join(gw.lines))  # pytest shows the gateway's log with a failure
 
 
 def test_json_log_lines_carry_the_incident(running: Callable[..., Any]) -> None:

@@ -70,8 +70,7 @@ def test_kill_9_mid_escalation_keeps_the_deadline_and_loses_nothing(venue_runnin
     first, devices, _doc = venue_running(ack_timeout_s=3)
     devices.press("btn-t12")
     paged = arrival(devices, "pgr-ana", "alert", table="T12")
-    first.proc.kill()  # SIGKILL: no clean-up of any kind
-    first.proc.wait(5)
+    first.kill()  # SIGKILL: no clean-up of any kind
     devices.press("btn-t1")  # made while the gateway is dead: waits in its persistent session
     again = GatewayProcess(tmp_path / "venue.toml", broker, tmp_path / "db.sqlite")
     try:
