@@ -88,7 +88,9 @@ class Gateway:
         self.started_at = self.clock.now()
         self.limiter = RateLimiter(venue.rules.rate_limit_presses, venue.rules.rate_limit_window_s)
         self.scheduler = Scheduler(self.clock, self.tick)
-        self.scheduler.load(store.deadlines())
+        restored = store.deadlines()
+        self.scheduler.load(restored)
+        self._restored = len(restored)
         self._seq = 0
         self._seq_lock = threading.Lock()
         self.io: Publisher = io or MqttIO(broker_url, venue.site, f"rb-gateway-{venue.site}", self.handle,
@@ -118,7 +120,7 @@ class Gateway:
         self.tick(self.clock.now())  # deadlines that passed while the gateway was down, first
         self.scheduler.start()
         log.info("gateway for %s up (command epoch %d, %d timers restored)", self.venue.site, self.epoch,
-                 len(self.store.deadlines()))
+                 self._restored)
         return self
 
     def stop(self) -> None:
