@@ -13,8 +13,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 setup: system-deps $(VENV)/.installed $(MPY_WASM) $(STUBS)/.installed
 
 # The broker, its command-line clients (used by tests and the README's recipe), Node.js (which
-# runs the MicroPython WebAssembly interpreter) and the PostgreSQL server (the tests start a private
-# cluster of it from /usr/lib/postgresql/*/bin), from Debian's packages when any is missing.
+# runs the MicroPython WebAssembly interpreter), the PostgreSQL server (the tests start a private
+# cluster of it from /usr/lib/postgresql/*/bin) and Chromium (the dashboard's browser tests drive it
+# through Playwright; Playwright's own browser download cannot work offline), from Debian's
+# packages when any is missing.
 system-deps:
 	@missing=""; \
 	{ command -v mosquitto || test -x /usr/sbin/mosquitto; } >/dev/null || missing="$$missing mosquitto"; \
@@ -22,6 +24,7 @@ system-deps:
 	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v node >/dev/null || missing="$$missing nodejs"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing with apt-get"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \

@@ -20,6 +20,7 @@ from .reload import VenueWatcher
 from .service import Gateway
 from .store import Store, StoreError, database_url
 from .venue import VenueError, load_venue
+from .web.server import parse_listen
 
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 log = logging.getLogger("redbutton")
@@ -56,23 +57,96 @@ def serve(start: Callable[[], object], stop: Callable[[], None]) -> int:
 
 
 def cmd_gateway(args: argparse.Namespace) -> int:
-    """The gateway; SIGHUP (and, with --watch, an edit of the file) reloads the venue in place."""
+    """The gateway and its dashboard; SIGHUP (and, with --watch, an edit of the file) reloads the
+    venue in place."""
+    from .web.server import dashboard
+
     venue = load_venue(args.venue)
     store = Store(args.db)
     gw = Gateway(venue, store, args.broker)
     watcher = VenueWatcher(args.venue, gw.reload, args.watch_interval, site=venue.site, counters=gw.counters)
     signal.signal(signal.SIGHUP, lambda _sig, _frame: watcher.trigger())
+    web = None
+    if args.http != "off":
+        host, port = parse_listen(args.http)
+        try:
+            web = dashboard(gw, host, port, secure_cookies=args.secure_cookies)
+        except OSError as e:
+            store.close()
+            raise StoreError(str(e)) from e
+        if not store.accounts():
+            log.warning("no dashboard account yet: add one with  redbutton account add NAME --role manager --db %s",
+                        args.db)
 
     def start() -> None:
         gw.start()
         watcher.start(poll=args.watch)
+        if web is not None:
+            web.start()
+            print(f"dashboard {web.url}", flush=True)
 
     def stop() -> None:
+        if web is not None:
+            web.stop()
         watcher.stop()
         gw.stop()
         store.close()
 
     return serve(start, stop)
+
+
+def listen_address(text: str) -> str:
+    """--http: HOST:PORT, checked here so a typo is a usage error before anything starts."""
+    if text != "off":
+        try:
+            parse_listen(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from e
+    return text
+
+
+def cmd_account(args: argparse.Namespace) -> int:
+    """Dashboard accounts, kept in the gateway's database."""
+    from .clock import SystemClock
+    from .metrics import Counters
+    from .web.accounts import AccountError, Accounts
+
+    store = Store(args.db)
+    try:
+        accounts = Accounts(store, SystemClock(), Counters())
+        if args.account_command == "list":
+            for name, role, staff, disabled in store.accounts():
+                print("\t".join([name, role, staff or "-"] + (["disabled"] if disabled else [])))
+            return 0
+        if args.account_command == "disable":
+            accounts.disable(args.name)
+            print(f"{args.name}: disabled, sessions ended")
+            return 0
+        password = read_password(args.password_stdin)
+        if args.account_command == "add":
+            accounts.add(args.name, password, args.role, args.staff)
+            print(f"{args.name}: {args.role} account added")
+        else:
+            accounts.set_password(args.name, password)
+            print(f"{args.name}: password changed, sessions ended")
+        return 0
+    except AccountError as e:
+        print(f"redbutton: {e}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+
+
+def read_password(from_stdin: bool) -> str:
+    """From standard input (one line, for scripts), or asked twice at the terminal, never echoed."""
+    import getpass
+
+    if from_stdin or not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise StoreError("the two passwords differ; nothing changed")
+    return first
 
 
 def cmd_bridge(args: argparse.Namespace) -> int:
@@ -157,7 +231,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reload the venue when its file changes (default on; SIGHUP reloads either way)")
     g.add_argument("--watch-interval", type=positive_seconds, default=1.0, metavar="SECONDS",
                    help="how often the venue file is checked (default 1)")
+    g.add_argument("--http", default="127.0.0.1:8080", type=listen_address, metavar="HOST:PORT",
+                   help="where the dashboard and API listen (default 127.0.0.1:8080), or off")
+    g.add_argument("--secure-cookies", action="store_true",
+                   help="mark session cookies Secure: set when the dashboard is served over HTTPS (a proxy)")
     g.set_defaults(func=cmd_gateway)
+
+    a = sub.add_parser("account", help="dashboard accounts").add_subparsers(dest="account_command", required=True)
+    for name, text in (("add", "add an account"), ("passwd", "set an account's password"),
+                       ("disable", "disable an account and end its sessions"), ("list", "list the accounts")):
+        ap = a.add_parser(name, help=text)
+        if name != "list":
+            ap.add_argument("name")
+        if name == "add":
+            ap.add_argument("--role", choices=("manager", "staff"), required=True)
+            ap.add_argument("--staff", help="the venue's staff id this account acts as (staff accounts need one)")
+        if name in ("add", "passwd"):
+            ap.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+        ap.add_argument("--db", default="redbutton.db", type=database, metavar="PATH_OR_URL",
+                        help="the gateway's database (default redbutton.db)")
+        ap.set_defaults(func=cmd_account)
 
     br = sub.add_parser("bridge", help="run the serial bridge of an ESP-NOW base station")
     br.add_argument("--venue", required=True, type=Path)

@@ -17,7 +17,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     OPEN: frozenset({PAGED, UNREACHED, CANCELLED, EXPIRED, CLOSED}),  # CLOSED: feedback, nothing to do
     UNREACHED: frozenset({PAGED, CANCELLED, EXPIRED}),
     PAGED: frozenset({PAGED, ACKNOWLEDGED, UNREACHED, CANCELLED, EXPIRED}),
-    ACKNOWLEDGED: frozenset({RESOLVED, CANCELLED}),
+    ACKNOWLEDGED: frozenset({RESOLVED, CANCELLED, PAGED}),  # PAGED: a manager reassigned it
     RESOLVED: frozenset({FOLLOWED_UP, CLOSED}),
     FOLLOWED_UP: frozenset({CLOSED}),
     CLOSED: frozenset(),

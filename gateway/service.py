@@ -48,6 +48,7 @@ FEEDBACK_FOR_STATE = {
 PRESS, HELD, TROUBLE, ZONE, FEEDBACK = "press", "held", "trouble", "zone", "feedback"
 ZONE_KIND = "zone_complaints"
 ZONE_PREFIX = "zone:"  # a zone alert is filed under "zone:<id>", apart from any table's calls
+FOLLOWUP_RESULTS = ("satisfied", "unsatisfied", "no_response")
 MAX_LEVEL = 9  # the alert's `lvl` (urgency shown and buzzed on the pager) stops growing here
 
 
@@ -336,9 +337,13 @@ class Gateway:
             return self.venue.rules.manager_roles
         return self.venue.policy(inc.kind).levels
 
+    def staff_on_duty(self, staff: Staff, now: float) -> bool:
+        """On duty now, by shift or by the wearer's own toggle on the pager."""
+        return on_duty(staff.shifts, staff.on_duty, self.duty_toggles.get(staff.pager), now, self.venue.tz)
+
     def _available(self, staff: Staff, now: float) -> bool:
         """On duty (shift or toggle), and a pager that is neither offline nor silent too long."""
-        if not on_duty(staff.shifts, staff.on_duty, self.duty_toggles.get(staff.pager), now, self.venue.tz):
+        if not self.staff_on_duty(staff, now):
             return False
         h = self.heard.get(staff.pager)
         if h is None or h.last_seen is None:
@@ -392,7 +397,7 @@ class Gateway:
         if inc.state == incidents.UNREACHED and inc.origin in (PRESS, HELD):
             self._feedback(inc.button, inc.id, rbproto.DELIVERED)  # someone came on duty: heard after all
 
-    def _where(self, inc: Incident) -> str:
+    def where(self, inc: Incident) -> str:
         """What the pager shows as the place: the table, or for a device trouble the table of the
         button (or the wearer of the pager), for a zone alert the zone."""
         if inc.origin == TROUBLE:
@@ -404,7 +409,7 @@ class Gateway:
         return inc.table_id
 
     def _alert(self, pager: str, inc: Incident, lvl: int, now: float) -> None:
-        self._send(pager, "alert", {"inc": inc.id, "table": self._where(inc)[:rbproto.MAX_STR],
+        self._send(pager, "alert", {"inc": inc.id, "table": self.where(inc)[:rbproto.MAX_STR],
                                     "kind": inc.kind[:rbproto.MAX_STR], "lvl": lvl, "age": wait_s(inc, now)})
 
     def _realert(self, inc: Incident) -> None:
@@ -490,14 +495,75 @@ class Gateway:
         if inc.state != incidents.PAGED:
             self._send(msg.device, "alert_cancel", {"inc": inc.id, "why": f"already {inc.state}"})
             return
+        self._take(inc, who, name, who, "ack")
+
+    def _take(self, inc: Incident, who: str, name: str, actor: str, cause: str) -> None:
+        """`who` is on it: acknowledged, the resolve timer runs, the customer's button says someone is
+        coming, and everyone else paged for it is told who took it."""
         now = self.clock.now()
-        self.store.move(inc.id, incidents.ACKNOWLEDGED, now, who, "ack", acked_at=now, responder=who)
+        self.store.move(inc.id, incidents.ACKNOWLEDGED, now, actor, cause, acked_at=inc.acked_at or now, responder=who)
         self._set_deadline(inc.id, now + self.venue.policy(inc.kind).resolve_timeout_s, escalation.RESOLVE)
-        log.info("ACK inc=%d by %s", inc.id, who, extra={"inc": inc.id, "staff": who})
+        log.info("ACK inc=%d by %s%s", inc.id, who, "" if actor == who else f" (entered by {actor})",
+                 extra={"inc": inc.id, "staff": who})
+        self.counters.inc("acks")
         if inc.origin in (PRESS, HELD):
             self._feedback(inc.button, inc.id, rbproto.ACKNOWLEDGED)
         for pager in self.store.close_pages(inc.id, "taken"):
             self._send(pager, "alert_cancel", {"inc": inc.id, "why": f"taken by {name}"[:48]})
+
+    # ---- actions from the dashboard -----------------------------------------------------------
+
+    def acknowledge(self, inc_id: int, staff_id: str, actor: str) -> None:
+        """Someone says from the dashboard that `staff_id` is on it (their own ack, or a manager's
+        entry for them): as if that person had acknowledged on their pager."""
+        with self._lock:
+            inc = self._incident(inc_id)
+            staff = self._staff(staff_id)
+            if inc.state not in (incidents.OPEN, incidents.PAGED, incidents.UNREACHED):
+                raise incidents.TransitionError(f"incident {inc_id} is {inc.state}, not waiting for anyone")
+            self._take(inc, staff.id, staff.name, actor, "ack from the dashboard")
+
+    def reassign(self, inc_id: int, staff_id: str, actor: str) -> None:
+        """Page `staff_id` for the incident instead of whoever has it: the others' pagers are told
+        it went elsewhere; the new person must acknowledge like any page."""
+        with self._lock:
+            inc = self._incident(inc_id)
+            staff = self._staff(staff_id)
+            if inc.state not in incidents.ACTIVE:
+                raise incidents.TransitionError(f"incident {inc_id} is {inc.state}, nothing to reassign")
+            now = self.clock.now()
+            told = self.store.close_pages(inc.id, "reassigned")
+            if inc.responder in self.venue.staff:
+                told.append(self.venue.staff[inc.responder].pager)
+            for pager in told:
+                if pager != staff.pager:
+                    self._send(pager, "alert_cancel", {"inc": inc.id, "why": f"given to {staff.name}"[:48]})
+            if inc.state == incidents.ACKNOWLEDGED:
+                self.store.update(inc.id, responder=None)
+                inc = self._incident(inc.id)
+            self.store.note(inc.id, now, actor, f"reassigned to {staff.id}")
+            log.info("REASSIGN inc=%d to %s by %s", inc.id, staff.id, actor, extra={"inc": inc.id, "staff": staff.id})
+            self.counters.inc("reassigned")
+            self._page(inc, staff, inc.level, now)
+            self._set_deadline(inc.id, now + self.venue.policy(inc.kind).ack_timeout_s, escalation.ACK)
+
+    def follow_up(self, inc_id: int, result: str, actor: str) -> None:
+        """The follow-up's result as staff found it at the table (satisfied or not)."""
+        if result not in FOLLOWUP_RESULTS:
+            raise ValueError(f"a follow-up result is one of {', '.join(FOLLOWUP_RESULTS)}, not {result!r}")
+        with self._lock:
+            inc = self._incident(inc_id)
+            if inc.state != incidents.RESOLVED:
+                raise incidents.TransitionError(f"incident {inc_id} is {inc.state}: only a resolved one is followed up")
+            self.store.move(inc.id, incidents.FOLLOWED_UP, self.clock.now(), actor, f"follow-up: {result}",
+                            followup_result=result, deadline=None, deadline_kind=None)
+            self.counters.inc(f"followup.{result}")
+
+    def _staff(self, staff_id: str) -> Staff:
+        staff = self.venue.staff.get(staff_id)
+        if staff is None:
+            raise LookupError(f"no staff member {staff_id!r} in the venue")
+        return staff
 
     def _wearer(self, pager: str) -> tuple[str, str]:
         """(staff id, name) of whoever wears the pager; the pager's id if a reload took them out."""

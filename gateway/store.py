@@ -7,9 +7,10 @@ has applied in its schema_version table."""
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ from . import incidents
 
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
+
+log = logging.getLogger("redbutton.store")
 
 # The DDL below is written once; these words differ per dialect. {id}: an auto-numbered key (SQLite's
 # rowid alias; an identity column in PostgreSQL), {int}: 64 bits (PostgreSQL's INTEGER has 32 and
@@ -133,6 +136,26 @@ MIGRATIONS: list[str] = [
     CREATE INDEX incidents_state ON incidents (state);
     CREATE INDEX incidents_zone_time ON incidents (zone, received_at);
     """,
+    """
+    -- Dashboard accounts and their sessions. Only hashes are kept: argon2id for passwords, SHA-256
+    -- for session tokens (a stolen database opens no session).
+    CREATE TABLE accounts (
+        username TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL,            -- manager or staff
+        staff_id TEXT,                 -- the venue's staff member this account acts as, if any
+        created_at {real} NOT NULL,
+        disabled {int} NOT NULL DEFAULT 0
+    );
+    CREATE TABLE sessions (
+        token_hash TEXT PRIMARY KEY,
+        username TEXT NOT NULL REFERENCES accounts (username),
+        csrf TEXT NOT NULL,
+        created_at {real} NOT NULL,
+        expires_at {real} NOT NULL
+    );
+    CREATE INDEX incidents_received ON incidents (received_at);
+    """,
 ]
 
 # Two gateways starting at once on one PostgreSQL database must not both migrate it.
@@ -213,6 +236,21 @@ class Incident:
         return out
 
 
+@dataclass(frozen=True)
+class IncidentEvent:
+    """One line of an incident's history, told to watchers once it is committed: a state change
+    (old != new), a note (old == new: who recorded what), or a joined press (new == "joined")."""
+
+    incident: int
+    at: float
+    old: str | None
+    new: str
+    actor: str
+    cause: str
+
+
+JOINED = "joined"
+
 _INCIDENT_COLUMNS = ", ".join(Incident.__dataclass_fields__)
 _ACTIVE_STATES = {f"active{i}": state for i, state in enumerate(sorted(incidents.ACTIVE))}
 _IN_ACTIVE = "(" + ", ".join(f":{name}" for name in _ACTIVE_STATES) + ")"
@@ -253,10 +291,11 @@ class _Tx:
     SQLAlchemy still compiles each statement for the driver, owns the connections, and its error
     classes are what callers see (sqlalchemy.exc.IntegrityError on either database)."""
 
-    __slots__ = ("cursor", "store")
+    __slots__ = ("cursor", "events", "store")
 
     def __init__(self, store: Store, cursor: Any) -> None:
         self.store, self.cursor = store, cursor
+        self.events: list[IncidentEvent] = []  # told to the store's watchers after the commit
 
     def run(self, statement: str, **params: object) -> Any:
         """Execute; -> the cursor, to fetch from."""
@@ -304,6 +343,7 @@ class Store:
         self._open = _OPEN + (" RETURNING id" if pg else "")  # SQLite: lastrowid, works before 3.35
         self._conn: Connection | None = None
         self._closed = False
+        self.watchers: list[Callable[[IncidentEvent], None]] = []
         try:
             conn = self.engine.connect()
         except DBAPIError as e:
@@ -343,31 +383,44 @@ class Store:
 
     @contextmanager
     def _tx(self) -> Iterator[_Tx]:
-        """One transaction under the lock: all of it is stored, or none of it."""
+        """One transaction under the lock: all of it is stored, or none of it. The incident events
+        it made are told to the watchers after the commit, outside the lock."""
         with self._lock:
             if self._closed:
                 raise StoreError(f"the store of {self.path} is closed")
             if self._conn is not None:
-                yield from self._sqlite_tx(self._conn)
+                tx = yield from self._sqlite_tx(self._conn)
             else:
                 with self.engine.connect() as conn:
-                    yield from self._pg_tx(conn)
+                    tx = yield from self._pg_tx(conn)
+        for e in tx.events:
+            self._tell(e)
 
-    def _sqlite_tx(self, conn: Connection) -> Iterator[_Tx]:
+    def _tell(self, e: IncidentEvent) -> None:
+        for watch in list(self.watchers):
+            try:
+                watch(e)
+            except Exception:  # a watcher (dashboard, webhook) never stops the incident's own work
+                log.exception("incident event watcher %r failed on %s", watch, e)
+
+    def _sqlite_tx(self, conn: Connection) -> Generator[_Tx, None, _Tx]:
         raw = _driver(conn)
         raw.execute("BEGIN")
+        tx = _Tx(self, raw.cursor())
         try:
-            yield _Tx(self, raw.cursor())
+            yield tx
         except BaseException:
             raw.rollback()
             raise
         self._commit(raw)
+        return tx
 
-    def _pg_tx(self, conn: Connection) -> Iterator[_Tx]:
+    def _pg_tx(self, conn: Connection) -> Generator[_Tx, None, _Tx]:
         raw = _driver(conn)  # psycopg begins a transaction with the first statement
         try:
             with raw.cursor() as cursor:
-                yield _Tx(self, cursor)
+                tx = _Tx(self, cursor)
+                yield tx
         except BaseException:
             try:
                 raw.rollback()
@@ -377,6 +430,7 @@ class Store:
                 conn.invalidate()  # not back into the pool
             raise
         self._commit(raw)
+        return tx
 
     def _commit(self, raw: Any) -> None:
         try:
@@ -447,6 +501,7 @@ class Store:
     @staticmethod
     def _transition(tx: _Tx, inc_id: int, at: float, old: str | None, new: str, actor: str, cause: str) -> None:
         tx.run(_TRANSITION, inc=inc_id, at=at, old=old, new=new, actor=actor, cause=cause)
+        tx.events.append(IncidentEvent(inc_id, at, old, new, actor, cause))
 
     @staticmethod
     def _press(tx: _Tx, inc_id: int, button: str, kind: str, at: float, press: tuple[int, int]) -> None:
@@ -470,6 +525,7 @@ class Store:
         with self._tx() as tx:
             tx.run("UPDATE incidents SET presses = presses + 1, urgency = urgency + 1 WHERE id = :inc", inc=inc_id)
             self._press(tx, inc_id, button, kind, at, press)
+            tx.events.append(IncidentEvent(inc_id, at, None, JOINED, button, f"press {kind}"))
 
     def record_press(self, inc_id: int, button: str, kind: str, at: float, press: tuple[int, int]) -> None:
         """A press that answers an incident (a "happy now" after it was resolved), kept with it."""
@@ -564,10 +620,46 @@ class Store:
         with self._tx() as tx:
             return {r[0] for r in tx.all("SELECT staff FROM pages WHERE incident_id = :inc", inc=inc_id)}
 
-    def incidents(self) -> list[Incident]:
-        """Every incident, oldest first: for reports and the simulator's checks."""
+    def incidents(self, since: float | None = None, until: float | None = None) -> list[Incident]:
+        """Incidents received in [since, until) (every one by default), oldest first: for reports
+        and the simulator's checks."""
+        where = " AND ".join(w for w, v in (("received_at >= :since", since), ("received_at < :until", until))
+                             if v is not None)
         with self._tx() as tx:
-            return [Incident(*row) for row in tx.all(f"SELECT {_INCIDENT_COLUMNS} FROM incidents ORDER BY id")]
+            return [Incident(*row) for row in tx.all(f"SELECT {_INCIDENT_COLUMNS} FROM incidents"
+                                                     + (f" WHERE {where}" if where else "") + " ORDER BY id",
+                                                     since=since, until=until)]
+
+    def ever_in(self, state: str, since: float, until: float) -> set[int]:
+        """Ids of the incidents received in [since, until) that went through `state` at some point
+        (a call once unreached is an alarm in the report even if someone came on duty later)."""
+        with self._tx() as tx:
+            return {int(r[0]) for r in tx.all(
+                "SELECT DISTINCT t.incident_id FROM transitions t JOIN incidents i ON i.id = t.incident_id "
+                "WHERE t.to_state = :state AND i.received_at >= :since AND i.received_at < :until",
+                state=state, since=since, until=until)}
+
+    def active_incidents(self) -> list[Incident]:
+        """Every incident still wanting someone (open, paged, unreached, acknowledged): the live board."""
+        with self._tx() as tx:
+            return [Incident(*row) for row in tx.all(f"SELECT {_INCIDENT_COLUMNS} FROM incidents "
+                                                     f"WHERE state IN {_IN_ACTIVE} ORDER BY id", **_ACTIVE_STATES)]
+
+    def pages(self, inc_id: int) -> list[tuple[str, str, int, float, str | None]]:
+        """(staff, pager, level, at, outcome) of every page sent for an incident, in order."""
+        with self._tx() as tx:
+            return tx.all("SELECT staff, pager, level, at, outcome FROM pages WHERE incident_id = :inc ORDER BY id",
+                          inc=inc_id)
+
+    def outstanding(self) -> dict[int, list[str]]:
+        """Incident -> staff paged for it who have not answered yet, for every active incident."""
+        with self._tx() as tx:
+            rows = tx.all("SELECT p.incident_id, p.staff FROM pages p JOIN incidents i ON i.id = p.incident_id "
+                          f"WHERE p.outcome IS NULL AND i.state IN {_IN_ACTIVE} ORDER BY p.id", **_ACTIVE_STATES)
+        out: dict[int, list[str]] = {}
+        for inc, staff in rows:
+            out.setdefault(int(inc), []).append(str(staff))
+        return out
 
     def press_log(self) -> list[tuple[str, int, int, int]]:
         """(device, boot epoch, sequence number, incident) of every press recorded: the ground truth
@@ -644,3 +736,50 @@ class Store:
     def device_states(self) -> dict[str, str]:
         with self._tx() as tx:
             return {d: s for d, s in tx.all("SELECT id, state FROM devices")}
+
+    # ---- dashboard accounts and sessions ----------------------------------------------------
+
+    def add_account(self, username: str, password_hash: str, role: str, staff_id: str | None, at: float) -> None:
+        """A new account; sqlalchemy.exc.IntegrityError if the name is taken."""
+        with self._tx() as tx:
+            tx.run("INSERT INTO accounts (username, password_hash, role, staff_id, created_at) "
+                   "VALUES (:u, :h, :r, :s, :at)", u=username, h=password_hash, r=role, s=staff_id, at=at)
+
+    def set_account(self, username: str, **columns: object) -> bool:
+        """Change an account's password hash, role, staff id or disabled flag; -> whether it exists.
+        Changing anything ends the account's sessions."""
+        sets, params = _assignments(columns)
+        with self._tx() as tx:
+            n = tx.run(f"UPDATE accounts SET {sets} WHERE username = :u", **params, u=username).rowcount
+            tx.run("DELETE FROM sessions WHERE username = :u", u=username)
+        return bool(n)
+
+    def account(self, username: str) -> dict[str, Any] | None:
+        with self._tx() as tx:
+            cur = tx.run("SELECT username, password_hash, role, staff_id, created_at, disabled FROM accounts "
+                         "WHERE username = :u", u=username)
+            row = cur.fetchone()
+            return dict(zip([c[0] for c in cur.description], row, strict=True)) if row else None
+
+    def accounts(self) -> list[tuple[str, str, str | None, bool]]:
+        """(username, role, staff id, disabled) of every account."""
+        with self._tx() as tx:
+            return [(str(u), str(r), s, bool(d)) for u, r, s, d in
+                    tx.all("SELECT username, role, staff_id, disabled FROM accounts ORDER BY username")]
+
+    def add_session(self, token_hash: str, username: str, csrf: str, at: float, expires_at: float) -> None:
+        with self._tx() as tx:
+            tx.run("DELETE FROM sessions WHERE expires_at < :at", at=at)
+            tx.run("INSERT INTO sessions (token_hash, username, csrf, created_at, expires_at) "
+                   "VALUES (:t, :u, :c, :at, :exp)", t=token_hash, u=username, c=csrf, at=at, exp=expires_at)
+
+    def session(self, token_hash: str, at: float) -> tuple[str, str] | None:
+        """(username, csrf token) of a live session of an enabled account, or None."""
+        with self._tx() as tx:
+            row = tx.one("SELECT s.username, s.csrf FROM sessions s JOIN accounts a ON a.username = s.username "
+                         "WHERE s.token_hash = :t AND s.expires_at > :at AND a.disabled = 0", t=token_hash, at=at)
+        return (str(row[0]), str(row[1])) if row else None
+
+    def end_session(self, token_hash: str) -> None:
+        with self._tx() as tx:
+            tx.run("DELETE FROM sessions WHERE token_hash = :t", t=token_hash)

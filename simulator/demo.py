@@ -105,7 +105,7 @@ def run_demo(venue_path: Path, once: bool, verbose: bool, out: Callable[[str], N
     logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
     sigterm_as_interrupt()
     try:
-        with simulated_venue(venue, out=out, echo=verbose) as (sim, store, where):
+        with simulated_venue(venue, out=out, echo=verbose, web=True) as (sim, store, where):
             assert store is not None  # started here, with its own gateway
             ok = scripted_call(sim, store, venue, "T12", out)
             out("demo: every step happened" if ok else "demo: a step did not happen")
