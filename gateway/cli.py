@@ -83,7 +83,6 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         watcher.start(poll=args.watch)
         if web is not None:
             web.start()
-            print(f"dashboard {web.url}", flush=True)
 
     def stop() -> None:
         if web is not None:

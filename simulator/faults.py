@@ -32,7 +32,8 @@ class GatewayProcess:
 
     def __init__(self, venue: Path, broker_url: str, db: Path, *args: str) -> None:
         self.cmd = [sys.executable, "-m", "gateway.cli", "--log-format", "json", "gateway", "--venue", str(venue),
-                    "--broker", broker_url, "--db", str(db), *(args or ("--no-watch",))]
+                    "--broker", broker_url, "--db", str(db), "--http", "127.0.0.1:0",  # any free port
+                    *(args or ("--no-watch",))]
         self.lines: list[str] = []
         self.records: list[dict[str, Any]] = []
         self.not_json = 0

@@ -82,9 +82,12 @@ def test_press_appears_live_is_acknowledged_and_resolved_in_the_browser(page: Pa
     expect(card).to_be_visible(timeout=LIVE_S)  # pushed by the server: the page was not reloaded
     expect(card.locator(".paged")).to_contain_text("Ana", timeout=LIVE_S)
     expect(card.locator(".age")).to_have_text(re.compile(r"^0:0[0-9]$"))
+    sim.button_at("T1").press()
+    expect(page.locator("article.card")).to_have_count(2, timeout=LIVE_S)
+    expect(page.locator("article.card").first).to_contain_text("T12")  # the longer wait first
     shot(page, "board")
 
-    card.locator(".ack-form select").select_option("ana")
+    expect(card.locator(".ack-form select")).to_have_value("ana")  # entered for the person paged
     card.locator("button.ack").click()
     expect(card.locator(".state")).to_have_text("acknowledged", timeout=LIVE_S)
     expect(card.locator(".responder")).to_have_text("Ana")
@@ -106,6 +109,7 @@ def test_press_appears_live_is_acknowledged_and_resolved_in_the_browser(page: Pa
 
     page.goto("/")
     expect(page.locator("article.card", has_text="T12")).to_have_count(0)
+    expect(page.locator("article.card", has_text="T1")).to_have_count(1)  # the other call still waits
     page.goto("/reports")
     assert pareto_count(page, "kitchen_delay") == before + 1
     expect(page.locator("#pareto")).to_be_visible()

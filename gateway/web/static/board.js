@@ -47,14 +47,14 @@
     return c;
   }
 
-  function actionForm(c, cls, label, path, withStaff) {
+  function actionForm(c, cls, label, path, withStaff, preferred) {
     const f = el("form", cls);
     let select = null;
     if (withStaff) {
       select = el("select");
       select.name = "staff";
       select.innerHTML = staffOptions;
-      if (config.staff_id) select.value = config.staff_id;
+      if (preferred) select.value = preferred;
       select.setAttribute("aria-label", label);
       f.append(select);
     }
@@ -87,9 +87,11 @@
     if (c.presses > 1) status.append(" · pressed " + c.presses + "×");
     const actions = el("div", "actions");
     if (["open", "paged", "unreached"].includes(c.state)) {
-      actions.append(actionForm(c, "ack-form", "On it", "/ack", config.manager));
+      // a manager enters the ack for the person paged, or for themselves
+      const who = c.paged.length ? c.paged[0].id : config.staff_id;
+      actions.append(actionForm(c, "ack-form", "On it", "/ack", config.manager, who));
     }
-    if (config.manager) actions.append(actionForm(c, "reassign-form", "Reassign", "/reassign", true));
+    if (config.manager) actions.append(actionForm(c, "reassign-form", "Reassign", "/reassign", true, null));
     const open = el("a", "open", c.state === "acknowledged" ? "Resolve…" : "Details");
     open.href = "/incidents/" + c.id;
     actions.append(open);
