@@ -59,11 +59,17 @@ def serve(start: Callable[[], object], stop: Callable[[], None]) -> int:
 def cmd_gateway(args: argparse.Namespace) -> int:
     """The gateway and its dashboard; SIGHUP (and, with --watch, an edit of the file) reloads the
     venue in place."""
+    from .integrations import Integrations
     from .web.server import dashboard
 
     venue = load_venue(args.venue)
     store = Store(args.db)
     gw = Gateway(venue, store, args.broker)
+    try:
+        integrations = Integrations(gw)
+    except ValueError as e:
+        store.close()
+        raise VenueError(f"{args.venue}: {e}") from e
     watcher = VenueWatcher(args.venue, gw.reload, args.watch_interval, site=venue.site, counters=gw.counters)
     signal.signal(signal.SIGHUP, lambda _sig, _frame: watcher.trigger())
     web = None
@@ -80,6 +86,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
     def start() -> None:
         gw.start()
+        integrations.start()  # after the broker link is up: Home Assistant's configs are published at once
         watcher.start(poll=args.watch)
         if web is not None:
             web.start()
@@ -89,6 +96,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
             web.stop()
         watcher.stop()
         gw.stop()
+        integrations.stop()
         store.close()
 
     return serve(start, stop)

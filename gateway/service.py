@@ -94,6 +94,7 @@ class Gateway:
         self._restored = len(restored)
         self._seq = 0
         self._seq_lock = threading.Lock()
+        self.reload_listeners: list[Callable[[Venue], None]] = []  # integrations that follow the venue
         self.io: Publisher = io or MqttIO(broker_url, venue.site, f"rb-gateway-{venue.site}", self.handle,
                                           counters=self.counters)
         self._handlers: dict[str, Callable[[rbproto.Message], None]] = {
@@ -136,6 +137,11 @@ class Gateway:
             self.venue = venue
             self.limiter.limit = venue.rules.rate_limit_presses
             self.limiter.window_s = venue.rules.rate_limit_window_s
+        for listener in list(self.reload_listeners):
+            try:
+                listener(venue)
+            except Exception:  # an integration never keeps the new venue out
+                log.exception("after reload: %r failed", listener)
         log.debug("venue in force: %d tables, %d staff, %d devices", len(venue.tables), len(venue.staff),
                   len(venue.devices))
 

@@ -6,16 +6,20 @@ the simulator and the CLI all load it through load_venue(), which names the key 
 from __future__ import annotations
 
 import json
+import os
 import re
 import tomllib
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import rbproto
 
+from . import incidents
 from .shifts import DAYS, Shift, parse_hhmm
 
 BUTTON = "button"
@@ -24,6 +28,10 @@ ROLES = (BUTTON, PAGER)
 GESTURES = ("short", "long", "double")
 CANCEL = "cancel"  # the gesture action that cancels a call instead of making one
 ROOT_CAUSES = ("kitchen_delay", "wrong_order", "food_quality", "service", "billing", "cleanliness", "other")
+# What a webhook may be told of: an incident reaching a state, or a repeat press joining it (the
+# store's JOINED; spelled out here so the venue model does not import the database layer).
+INCIDENT_STATES = tuple(incidents.TRANSITIONS)
+WEBHOOK_EVENTS = (*INCIDENT_STATES, "joined")
 
 
 class VenueError(ValueError):
@@ -113,6 +121,32 @@ class DeviceSettings:
 
 
 @dataclass(frozen=True)
+class Integrations:
+    """Ties to other systems, every one off unless the venue file turns it on: Home Assistant MQTT
+    discovery, and a webhook told of incident changes. The secret stays out of repr (and so out of
+    logs and tracebacks)."""
+
+    home_assistant: bool = False
+    discovery_prefix: str = "homeassistant"
+    webhook_url: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
+    webhook_secret_env: str | None = None  # the environment variable holding the secret
+    webhook_events: tuple[str, ...] = INCIDENT_STATES  # every state change; "joined" on request
+
+    def secret(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The webhook's signing secret, read from the environment when the file names a variable.
+        Read when the webhook is built, not when the file is parsed, so `venue check` and the
+        simulator need no secret; an unset variable is an error rather than unsigned deliveries."""
+        if self.webhook_secret_env is None:
+            return self.webhook_secret
+        value = (os.environ if environ is None else environ).get(self.webhook_secret_env)
+        if not value:
+            raise ValueError(f"integrations.webhook_secret_env: the environment variable {self.webhook_secret_env} "
+                             "is not set (or empty); the webhook would go out unsigned")
+        return value
+
+
+@dataclass(frozen=True)
 class Venue:
     site: str
     name: str
@@ -127,6 +161,7 @@ class Venue:
     policies: dict[str, Policy] = field(default_factory=dict)  # kind -> policy; "" is the default
     root_causes: tuple[str, ...] = ROOT_CAUSES
     rules: Rules = field(default_factory=Rules)
+    integrations: Integrations = field(default_factory=Integrations)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -307,7 +342,7 @@ def parse_venue_with(r: _Reader, doc: dict[str, Any]) -> Venue:
     root_causes = tuple(_short_id(r, c, f"recovery.root_causes[{i}]")
                         for i, c in enumerate(r.get(recovery, "root_causes", list, "recovery", list(ROOT_CAUSES))))
     venue = Venue(site, name, zones, tables, staff, devices, by_button, by_pager, _device_settings(r, doc),
-                  timezone, policies, root_causes, _rules(r, doc, recovery, roles))
+                  timezone, policies, root_causes, _rules(r, doc, recovery, roles), _integrations(r, doc))
     present = _keys(doc)
     unknown = sorted(present[shape] for shape in set(present) - r.asked)
     if unknown:
@@ -440,6 +475,59 @@ def _device_settings(r: _Reader, doc: dict[str, Any]) -> DeviceSettings:
         pager_heartbeat_s=interval(pagers, "heartbeat_s", "pagers", base.pager_heartbeat_s, 10),
         rebuzz_s=interval(pagers, "rebuzz_s", "pagers", base.rebuzz_s, 5),
     )
+
+
+_PREFIX = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _integrations(r: _Reader, doc: dict[str, Any]) -> Integrations:
+    base = Integrations()
+    where = "integrations"
+    table = r.get(doc, where, dict, "", {})
+    prefix = r.get(table, "discovery_prefix", str, where, base.discovery_prefix)
+    if not _PREFIX.fullmatch(prefix):
+        raise r.fail(f"{where}.discovery_prefix", f"{prefix!r} is not an MQTT topic prefix of a-z A-Z 0-9 _ - and /")
+    url = r.get(table, "webhook_url", str, where, None)
+    if url is not None:
+        _check_url(r, url, f"{where}.webhook_url")
+    # webhook_secret is read only when it is there: the reference example shows the recommended
+    # webhook_secret_env and mentions the literal in a comment, rather than putting a secret in a file.
+    secret = r.get(table, "webhook_secret", str, where) if "webhook_secret" in table else None
+    env = r.get(table, "webhook_secret_env", str, where, None)
+    if secret is not None and env is not None:
+        raise r.fail(f"{where}.webhook_secret", "give webhook_secret or webhook_secret_env, not both")
+    if secret == "":
+        raise r.fail(f"{where}.webhook_secret", "empty; leave it out to send unsigned")
+    if env is not None and not _ENV_NAME.fullmatch(env):
+        raise r.fail(f"{where}.webhook_secret_env", f"{env!r} is not an environment variable name")
+    events = r.get(table, "webhook_events", list, where, list(base.webhook_events))
+    for i, e in enumerate(events):
+        if e not in WEBHOOK_EVENTS:
+            raise r.fail(f"{where}.webhook_events[{i}]", f"{e!r} is not one of {', '.join(WEBHOOK_EVENTS)}")
+    if not events:
+        raise r.fail(f"{where}.webhook_events", "at least one event; leave webhook_url out to send none")
+    return Integrations(
+        home_assistant=r.get(table, "home_assistant", bool, where, base.home_assistant),
+        discovery_prefix=prefix,
+        webhook_url=url,
+        webhook_secret=secret,
+        webhook_secret_env=env,
+        webhook_events=tuple(dict.fromkeys(events)),
+    )
+
+
+def _check_url(r: _Reader, url: str, where: str) -> None:
+    """An absolute http(s) URL with a host: caught here rather than at the first delivery."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number in range
+    except ValueError as e:
+        raise r.fail(where, f"{url!r} is not a URL: {e}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise r.fail(where, f"{url!r} is not an http:// or https:// URL with a host")
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise r.fail(where, "a URL has no spaces or control characters")
 
 
 def load_venue(path: str | Path) -> Venue:

@@ -10,13 +10,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from gateway.broker import Mosquitto
+from gateway.integrations import Integrations
 from gateway.service import Gateway
 from gateway.store import Store
 from gateway.venue import Venue
 from gateway.web.server import WebServer, dashboard
 
 from .venue_sim import SimulatedVenue
-
 
 DASHBOARD_PORT = 8080  # the demo's dashboard, when free; any free port otherwise
 
@@ -55,8 +55,11 @@ def simulated_venue(venue: Venue, broker_url: str | None = None, db: str | None 
             out(f"broker   mosquitto on {broker.url}")
             store = Store(db or work / "venue.db")
             stack.callback(store.close)
-            gw = Gateway(venue, store, broker.url).start()
+            gw = Gateway(venue, store, broker.url)
+            integrations = Integrations(gw)
+            gw.start()
             stack.callback(gw.stop)
+            stack.callback(integrations.start().stop)
             kept = f"SQLite {store.path}" if store.dialect == "sqlite" else f"PostgreSQL {store.url}"
             out(f"gateway  venue {venue.site!r} ({venue.name}), {kept}")
             if web:
