@@ -370,8 +370,12 @@ def day_of(t: float, tz: tzinfo) -> tuple[float, float]:
 
 def week_of(t: float, tz: tzinfo) -> tuple[float, float]:
     """[Monday 00:00, next Monday 00:00) of the local week holding t: the review meeting's week."""
-    day = _local(t, tz).date()
-    monday = day - timedelta(days=day.weekday())
+    return week_of_day(_local(t, tz).date(), tz)
+
+
+def week_of_day(day: date, tz: tzinfo) -> tuple[float, float]:
+    """The week holding a day the weekly summary's picker named; ValueError outside EARLIEST..LATEST."""
+    monday = _check_day(day) - timedelta(days=day.weekday())
     return _midnight(monday, tz), _midnight(monday + timedelta(days=7), tz)
 
 
@@ -380,20 +384,29 @@ def day_text(t: float, tz: tzinfo) -> str:
     return _local(t, tz).date().isoformat()
 
 
+# The days a report may name: a typed year 1 or 9999 is bad input, not a date to compute with
+# (a week or a "previous period" link from it would run off the calendar).
+EARLIEST, LATEST = date(2000, 1, 1), date(2999, 12, 31)
+
+
+def _check_day(day: date) -> date:
+    if not EARLIEST <= day <= LATEST:
+        raise ValueError(f"{day} is outside the years a report covers ({EARLIEST.year} to {LATEST.year})")
+    return day
+
+
 def period(since: date | None, until: date | None, tz: tzinfo, now: float) -> tuple[float, float]:
     """The period picker's two days, both included, as [since, until): a manager who picks Monday to
     Sunday means Sunday too. Without `until`, up to today; without `since`, the 7 days up to
-    `until`. ValueError for a period that ends before it starts or is longer than MAX_DAYS."""
-    last = until or _local(now, tz).date()
-    first = since or last - timedelta(days=6)
+    `until`. ValueError for a period that ends before it starts, is longer than MAX_DAYS, or names
+    a day outside EARLIEST..LATEST."""
+    last = _check_day(until or _local(now, tz).date())
+    first = _check_day(since or last - timedelta(days=6))
     if last < first:
         raise ValueError(f"the period ends ({last}) before it starts ({first})")
     if (last - first).days >= MAX_DAYS:
         raise ValueError(f"a report covers at most {MAX_DAYS} days, not {(last - first).days + 1}")
-    try:
-        return _midnight(first, tz), _midnight(last + timedelta(days=1), tz)
-    except OverflowError:
-        raise ValueError(f"{first} to {last} is not a period a report can cover") from None
+    return _midnight(first, tz), _midnight(last + timedelta(days=1), tz)
 
 
 # ---- CSV export --------------------------------------------------------------------------------

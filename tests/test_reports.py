@@ -255,7 +255,11 @@ def test_period_from_the_picker() -> None:
     with pytest.raises(ValueError, match="before it starts"):
         reports.period(date(2024, 6, 9), date(2024, 6, 3), BERLIN, 0.0)
     with pytest.raises(ValueError, match="at most"):
-        reports.period(date(1, 1, 1), date(9999, 12, 31), BERLIN, 0.0)
+        reports.period(date(2001, 1, 1), date(2024, 12, 31), BERLIN, 0.0)
+    with pytest.raises(ValueError, match="outside the years"):
+        reports.period(None, date(1, 1, 3), BERLIN, 0.0)  # a week before year 1 does not exist
+    with pytest.raises(ValueError, match="outside the years"):
+        reports.week_of_day(date(9999, 12, 31), BERLIN)
 
 
 # ---- CSV ---------------------------------------------------------------------------------------

@@ -205,3 +205,13 @@ def test_html_login_and_resolve_form(server: WebServer, rig: Rig) -> None:
     done = rig.store.incident(inc)
     assert done is not None and (done.state, done.root_cause, done.compensation_cost) == ("resolved", "other", 2.5)
     assert http.post(f"/incidents/{inc}/record", data={"csrf": "nope", "notes": "x"}).status_code == 403
+
+
+@pytest.mark.parametrize("query", [
+    "/reports?until=0001-01-01", "/reports/weekly?since=0001-01-01", "/reports?since=9999-12-24&until=9999-12-30",
+    "/reports/weekly?since=9999-12-31", "/api/v1/reports?until=0001-01-03",
+    "/api/v1/incidents?since=2026-02-01&until=2026-01-01"])
+def test_a_period_off_the_calendar_is_bad_input(manager: Client, query: str) -> None:
+    r = manager.get(query)
+    assert r.status_code == 422, r.text[:200]
+    assert ("outside the years" in r.text) or ("before it starts" in r.text)

@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import reports
-from ..service import FOLLOWUP_RESULTS
+from ..service import FOLLOWUP_RESULTS, Gateway
 from . import views
 from .accounts import User
 from .app import (
@@ -103,8 +103,8 @@ Since = Annotated[datetime.date | None, Query(description="first day, in the ven
 Until = Annotated[datetime.date | None, Query(description="last day (inclusive)")]
 
 
-def _web(request: Request) -> Web:
-    return web_of(request)
+def _period(gw: Gateway, since: datetime.date | None, until: datetime.date | None) -> tuple[float, float]:
+    return reports.period(since, until, gw.venue.tz, gw.clock.now())
 
 
 @router.post("/session", response_model=SessionOut, summary="log in")
@@ -138,7 +138,7 @@ def board(request: Request, _user: Reader) -> list[dict[str, Any]]:
 def incident_list(request: Request, _user: Reader, since: Since = None, until: Until = None,
                   limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> list[dict[str, Any]]:
     gw = web_of(request).gateway
-    start, end = reports.period(since, until, gw.venue.tz, gw.clock.now())
+    start, end = _period(gw, since, until)
     found = gw.store.incidents(start, end)[-limit:]
     paged = gw.store.outstanding()
     now = gw.clock.now()
@@ -222,7 +222,7 @@ def venue(request: Request, _user: Reader) -> dict[str, Any]:
 @router.get("/reports", summary="service-recovery report for a period (managers)")
 def report(request: Request, _user: Manager, since: Since = None, until: Until = None) -> dict[str, Any]:
     gw = web_of(request).gateway
-    start, end = reports.period(since, until, gw.venue.tz, gw.clock.now())
+    start, end = _period(gw, since, until)
     return reports.as_dict(views.period_report(gw, start, end))
 
 
@@ -230,7 +230,7 @@ def report(request: Request, _user: Manager, since: Since = None, until: Until =
             response_class=Response, responses={200: {"content": {"text/csv": {}}}})
 def report_csv(request: Request, _user: Manager, since: Since = None, until: Until = None) -> Response:
     gw = web_of(request).gateway
-    start, end = reports.period(since, until, gw.venue.tz, gw.clock.now())
+    start, end = _period(gw, since, until)
     name = f"incidents-{gw.venue.site}-{reports.day_text(start, gw.venue.tz)}.csv"
     return Response(reports.csv_text(gw.store.incidents(start, end), gw.venue), media_type="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})

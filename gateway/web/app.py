@@ -146,7 +146,7 @@ def create_app(web: Web) -> FastAPI:
 def _answer(status: int) -> Callable[[Request, Exception], Awaitable[Response]]:
     async def handler(request: Request, e: Exception) -> Response:
         text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
-        if request.url.path.startswith("/api/") or request.method != "POST":
+        if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": text}, status)
         templates: Jinja2Templates = request.app.state.templates
         return templates.TemplateResponse(request, "error.html", {"user": user_of(request), "status": status,

@@ -236,8 +236,7 @@ def weekly(request: Request, user: Manager, since: Day = None) -> Response:
     web = web_of(request)
     gw = web.gateway
     day = since or datetime.datetime.fromtimestamp(gw.clock.now(), gw.venue.tz).date()
-    start, end = reports.week_of(datetime.datetime.combine(day, datetime.time(12), gw.venue.tz).timestamp(),
-                                 gw.venue.tz)
+    start, end = reports.week_of_day(day, gw.venue.tz)
     return _report_page(request, user, web, "weekly.html", start, end, 7, "/reports/weekly")
 
 
