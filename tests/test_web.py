@@ -215,3 +215,16 @@ def test_a_period_off_the_calendar_is_bad_input(manager: Client, query: str) -> 
     r = manager.get(query)
     assert r.status_code == 422, r.text[:200]
     assert ("outside the years" in r.text) or ("before it starts" in r.text)
+
+
+def test_staff_record_only_the_incidents_they_are_on(staff: Client, manager: Client, rig: Rig) -> None:
+    mine, other = open_call(rig), open_call(rig, "T1")
+    assert staff.post(f"/api/v1/incidents/{mine}/ack", {}).status_code == 200
+    assert manager.post(f"/api/v1/incidents/{other}/ack", {"staff": "ben"}).status_code == 200
+    assert staff.post(f"/api/v1/incidents/{other}/record", {"notes": "not mine"}).status_code == 403
+    assert staff.post(f"/api/v1/incidents/{other}/resolve", {"action": "apology"}).status_code == 403
+    assert rig.store.incident(other).notes is None  # type: ignore[union-attr]
+    assert staff.post(f"/api/v1/incidents/{mine}/record", {"notes": "cold soup"}).status_code == 200
+    assert manager.post(f"/api/v1/incidents/{other}/record", {"notes": "ben was quick"}).status_code == 200
+    assert (rig.store.incident(mine).notes, rig.store.incident(other).notes) == \
+        ("cold soup", "ben was quick")  # type: ignore[union-attr]

@@ -170,24 +170,13 @@ def ack_as(web: Web, user: User, staff: str | None) -> str:
     return who
 
 
-def may_close(user: User, inc_responder: str | None) -> None:
-    if not user.manager and inc_responder != user.staff_id:
-        raise HTTPException(403, "only the person on it, or a manager, records its resolution")
-
-
-def resolve(web: Web, user: User, inc_id: int, action: str, compensation: str | None, cost: float | None,
-            root_cause: str | None, notes: str | None) -> None:
-    gw = web.gateway
-    inc = gw.store.incident(inc_id)
+def closable(web: Web, user: User, inc_id: int) -> None:
+    """Only the person on an incident, or a manager, records its resolution."""
+    inc = web.gateway.store.incident(inc_id)
     if inc is None:
         raise LookupError(f"no incident {inc_id}")
-    may_close(user, inc.responder)
-    actions = gw.venue.device_settings.recovery_actions
-    if action not in actions:
-        raise ValueError(f"a recovery action is one of {', '.join(actions)}, not {action!r}")
-    check_record(web, root_cause)
-    gw.resolve(inc_id, actor(user), action)
-    record(web, user, inc_id, compensation, cost, root_cause, notes)
+    if not user.manager and inc.responder != user.staff_id:
+        raise HTTPException(403, "only the person on it, or a manager, records its resolution")
 
 
 def check_record(web: Web, root_cause: str | None) -> None:
@@ -196,8 +185,29 @@ def check_record(web: Web, root_cause: str | None) -> None:
         raise ValueError(f"a root cause is one of {', '.join(causes)}, not {root_cause!r}")
 
 
+def resolve(web: Web, user: User, inc_id: int, action: str, compensation: str | None, cost: float | None,
+            root_cause: str | None, notes: str | None) -> None:
+    """Resolve with the recovery action and the rest of the record, every input checked first so
+    nothing is half done."""
+    closable(web, user, inc_id)
+    actions = web.gateway.venue.device_settings.recovery_actions
+    if action not in actions:
+        raise ValueError(f"a recovery action is one of {', '.join(actions)}, not {action!r}")
+    check_record(web, root_cause)
+    web.gateway.resolve(inc_id, actor(user), action)
+    _record(web, user, inc_id, compensation, cost, root_cause, notes)
+
+
 def record(web: Web, user: User, inc_id: int, compensation: str | None, cost: float | None, root_cause: str | None,
            notes: str | None) -> None:
+    """Complete the record of an incident later (compensation, cost, root cause, notes)."""
+    closable(web, user, inc_id)
+    check_record(web, root_cause)
+    _record(web, user, inc_id, compensation, cost, root_cause, notes)
+
+
+def _record(web: Web, user: User, inc_id: int, compensation: str | None, cost: float | None,
+            root_cause: str | None, notes: str | None) -> None:
     if any(v is not None for v in (compensation, cost, root_cause, notes)):
         web.gateway.record(inc_id, actor(user), compensation, cost, root_cause, notes)
 

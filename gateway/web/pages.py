@@ -23,7 +23,6 @@ from .app import (
     ack_as,
     actor,
     check_csrf,
-    check_record,
     client_of,
     need_manager,
     need_user,
@@ -168,11 +167,7 @@ def resolve_form(request: Request, inc_id: int, user: Reader, action: FormName, 
 def record_form(request: Request, inc_id: int, user: Reader, csrf: FormName = "", compensation: FormText = "",
                 cost: FormName = "", root_cause: FormName = "", notes: FormText = "") -> Response:
     check_csrf(request, user, csrf)
-    web = web_of(request)
-    if web.gateway.store.incident(inc_id) is None:
-        raise LookupError(f"no incident {inc_id}")
-    check_record(web, _opt(root_cause))
-    record(web, user, inc_id, _opt(compensation), _cost(cost), _opt(root_cause), _opt(notes))
+    record(web_of(request), user, inc_id, _opt(compensation), _cost(cost), _opt(root_cause), _opt(notes))
     return _back(inc_id, "recorded")
 
 
