@@ -219,6 +219,11 @@ class VirtualDevice(LogBook):
         time.sleep(hold_ms / 1000)
         self.hw.button_pin.sim_level(1)
 
+    def log(self, line: str) -> None:
+        super().log(line)
+        if line == "LINK up":  # the firmware's own word, over either radio: latched, since a button
+            self._on_broker.set()  # on ESP-NOW may be asleep again before anyone looks at its link
+
     def wait_connected(self, timeout: float = 10.0) -> bool:
         """True once the device has been on the broker since it started: a button may already be
         back in deep sleep, its link down, by the time this looks."""
