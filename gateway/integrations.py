@@ -21,15 +21,12 @@ class Integrations:
         self.gw = gw
         self.webhook = Webhook.from_venue(gw.venue, gw.store.incident, gw.counters)
         self.ha: HomeAssistant | None = None
-        self._watchers: list[Callable[..., None]] = []
 
     def start(self) -> Integrations:
-        store = self.gw.store
         if self.webhook is not None:
-            self._watchers.append(self.webhook.start())
+            self.gw.store.watchers.append(self.webhook.start())
             log.info("webhook on for incident events")
         self._ha_for(self.gw.venue)
-        store.watchers.extend(self._watchers)
         self.gw.reload_listeners.append(self.reload)
         return self
 
@@ -38,7 +35,7 @@ class Integrations:
             self.ha = HomeAssistant(venue, self.gw.io.publish, venue.integrations.discovery_prefix,
                                     lookup=self.gw.store.incident, counters=self.gw.counters)
             self.ha.announce(self.gw.store.active_incidents())
-            self._watchers.append(self.ha)
+            self.gw.store.watchers.append(self.ha)
             log.info("Home Assistant discovery on (%s/...)", venue.integrations.discovery_prefix)
 
     def reload(self, venue: Venue) -> None:
@@ -46,23 +43,20 @@ class Integrations:
         off removes them. The webhook's address changes with a restart."""
         if self.ha is not None and not venue.integrations.home_assistant:
             self.ha.retract()
-            self._drop(self.ha)
+            self._unwatch(self.ha)
             self.ha = None
         elif self.ha is not None:
             self.ha.reload(venue, self.gw.store.active_incidents())
         else:
-            before = len(self._watchers)
             self._ha_for(venue)
-            self.gw.store.watchers.extend(self._watchers[before:])
 
-    def _drop(self, watcher: Callable[..., None]) -> None:
-        for group in (self._watchers, self.gw.store.watchers):
-            if watcher in group:
-                group.remove(watcher)
+    def _unwatch(self, watcher: Callable[..., None] | None) -> None:
+        if watcher is not None and watcher in self.gw.store.watchers:
+            self.gw.store.watchers.remove(watcher)
 
     def stop(self) -> None:
-        for watcher in list(self._watchers):
-            self._drop(watcher)
+        self._unwatch(self.ha)
+        self._unwatch(self.webhook)
         if self.reload in self.gw.reload_listeners:
             self.gw.reload_listeners.remove(self.reload)
         if self.webhook is not None:

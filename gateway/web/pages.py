@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 from .. import reports
 from ..service import FOLLOWUP_RESULTS
 from . import views
-from .accounts import AccountError, User
+from .accounts import AccountError, LoginThrottled, User
 from .app import (
     COOKIE,
     LOGIN_COOKIE,
@@ -29,7 +29,6 @@ from .app import (
     page_data,
     record,
     resolve,
-    user_of,
     web_of,
 )
 
@@ -66,13 +65,18 @@ def metrics(request: Request) -> Response:
     return Response(web.metrics(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-@router.get("/login")
-def login_form(request: Request, next: str = "/", error: str = "") -> Response:
+def login_page(request: Request, next: str, error: str, code: int = 200) -> Response:
+    """The login form with a fresh token of its own, also set as a cookie the post must match."""
     token = secrets.token_urlsafe(24)
-    response = render(request, "login.html", None, next=safe_next(next), csrf=token, error=error[:200])
+    response = render(request, "login.html", None, code, next=safe_next(next), csrf=token, error=error[:200])
     response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", path="/login", max_age=3600,
                         secure=web_of(request).secure_cookies)
     return response
+
+
+@router.get("/login")
+def login_form(request: Request, next: str = "/", error: str = "") -> Response:
+    return login_page(request, next, error)
 
 
 @router.post("/login")
@@ -86,13 +90,7 @@ def login(request: Request, username: FormName, password: Annotated[str, Form(ma
     try:
         token, _user = web.accounts.login(username.strip(), password, client_of(request))
     except AccountError as e:
-        status = 429 if "too many" in str(e) else 401
-        fresh = secrets.token_urlsafe(24)
-        response: Response = render(request, "login.html", None, status, next=safe_next(next), csrf=fresh,
-                                    error=str(e))
-        response.set_cookie(LOGIN_COOKIE, fresh, httponly=True, samesite="strict", path="/login", max_age=3600,
-                            secure=web.secure_cookies)
-        return response
+        return login_page(request, next, str(e), 429 if isinstance(e, LoginThrottled) else 401)
     response = RedirectResponse(safe_next(next), 303)
     response.set_cookie(COOKIE, token, secure=web.secure_cookies, **SESSION_COOKIE_ARGS)
     response.delete_cookie(LOGIN_COOKIE, path="/login")
@@ -206,12 +204,10 @@ def _report_page(request: Request, user: User, web: Web, template: str, start: f
     gw = web.gateway
     tz = gw.venue.tz
     rep = views.period_report(gw, start, end)
-    first, last = reports.day_text(start, tz), reports.day_text(end - 1, tz)
+    d0, d1 = (datetime.datetime.fromtimestamp(t, tz).date() for t in (start, end - 1))  # both days included
     step = datetime.timedelta(days=step_days)
-    d0 = datetime.date.fromisoformat(first)
-    d1 = datetime.date.fromisoformat(last)
-    return render(request, template, user, report=rep, charts=reports.charts_for(rep), since_text=first,
-                  until_text=last, csv_url=f"/api/v1/reports.csv?since={first}&until={last}",
+    return render(request, template, user, report=rep, charts=reports.charts_for(rep), since_text=str(d0),
+                  until_text=str(d1), csv_url=f"/api/v1/reports.csv?since={d0}&until={d1}",
                   prev_url=f"{link}?since={d0 - step}&until={d1 - step}",
                   next_url=f"{link}?since={d0 + step}&until={d1 + step}",
                   weekly_url=f"/reports/weekly?since={d0}")
@@ -235,4 +231,4 @@ def weekly(request: Request, user: Manager, since: Day = None) -> Response:
     return _report_page(request, user, web, "weekly.html", start, end, 7, "/reports/weekly")
 
 
-__all__ = ["router", "user_of"]
+__all__ = ["router"]

@@ -77,10 +77,12 @@ def incident_card(gw: Gateway, inc_id: int, now: float) -> dict[str, Any] | None
 
 def detail(gw: Gateway, inc: Incident, now: float) -> dict[str, Any]:
     """The whole service-recovery record of one incident, with its history and pages."""
-    c = incident_card(gw, inc.id, now) or {}
+    pages = gw.store.pages(inc.id)
+    waiting = [s for s, _pager, _level, _at, outcome in pages if outcome is None] if inc.state in incidents.ACTIVE \
+        else []
     tz = gw.venue.tz
     return {
-        **c,
+        **card(gw, inc, waiting, now),
         "pressed_at": inc.pressed_at,
         "paged_at": inc.paged_at,
         "acked_at": inc.acked_at,
@@ -96,7 +98,7 @@ def detail(gw: Gateway, inc: Incident, now: float) -> dict[str, Any]:
         "history": [{"at": at, "when": local(at, tz), "from": old, "to": new, "actor": actor, "cause": cause}
                     for at, old, new, actor, cause in gw.store.transitions(inc.id)],
         "pages": [{"staff": s, "name": staff_name(gw, s), "pager": p, "level": lvl, "at": at, "when": local(at, tz),
-                   "outcome": outcome} for s, p, lvl, at, outcome in gw.store.pages(inc.id)],
+                   "outcome": outcome} for s, p, lvl, at, outcome in pages],
     }
 
 
