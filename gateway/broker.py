@@ -14,18 +14,19 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from .broker_access import BrokerAccess
 from .tls import BrokerTls
 
 CONFIG = """\
 user {user}
 listener {port} 127.0.0.1
-allow_anonymous true
 set_tcp_nodelay true
 max_queued_messages 0
 max_inflight_messages 0
@@ -68,12 +69,13 @@ class Mosquitto:
     """One mosquitto process; start() waits until it accepts connections, stop() reaps it."""
 
     def __init__(self, workdir: Path | None = None, port: int | None = None, tls: BrokerTls | None = None,
-                 acl: str | None = None) -> None:
+                 acl: str | None = None, access: BrokerAccess | None = None) -> None:
         self.dir = Path(workdir or tempfile.mkdtemp(prefix="rb-broker-"))
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.tls = tls
         self.acl = acl  # the text of a mosquitto ACL file, or None for no ACL
+        self.access = access  # the venue's password file and ACL: no anonymous clients then
         self.tls_port = free_port() if tls else None
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -90,6 +92,10 @@ class Mosquitto:
     def start(self, timeout: float = 10.0) -> Mosquitto:
         conf = self.dir / "mosquitto.conf"
         text = CONFIG.format(user=getpass.getuser(), port=self.port, dir=self.dir)
+        if self.access is not None:
+            text += f"allow_anonymous false\npassword_file {self.access.passwd}\nacl_file {self.access.acl}\n"
+        else:
+            text += "allow_anonymous true\n"
         if self.acl is not None:
             (self.dir / "acl").write_text(self.acl)
             text += f"acl_file {self.dir / 'acl'}\n"
@@ -114,6 +120,11 @@ class Mosquitto:
                 time.sleep(0.02)
         self.stop()
         raise BrokerError(f"mosquitto did not listen on port {self.port} within {timeout} s")
+
+    def reload(self) -> None:
+        """SIGHUP: mosquitto reads its password file and ACL again (what provisioning changes)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGHUP)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -11,11 +11,13 @@ own (it stands in for the devices, whose statuses it relays)."""
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -42,6 +44,28 @@ def parse_broker_url(url: str) -> tuple[str, int]:
     return u.hostname or "127.0.0.1", u.port or (8883 if u.scheme == "mqtts" else 1883)
 
 
+PASSWORD_ENV = "REDBUTTON_BROKER_PASSWORD"
+PASSWORD_FILE_ENV = "REDBUTTON_BROKER_PASSWORD_FILE"
+
+
+def broker_login(url: str, environ: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
+    """The user named in the URL (mqtt://gateway@host:port) and its password: from the URL, else
+    from $REDBUTTON_BROKER_PASSWORD, else from the file $REDBUTTON_BROKER_PASSWORD_FILE names (what
+    provisioning writes as gateway.password), so a password need not appear in the process list."""
+    env = os.environ if environ is None else environ
+    u = urlparse(url if "://" in url else f"mqtt://{url}")
+    if not u.username:
+        return None, None
+    password = unquote(u.password) if u.password is not None else env.get(PASSWORD_ENV)
+    if password is None and env.get(PASSWORD_FILE_ENV):
+        path = env[PASSWORD_FILE_ENV]
+        try:
+            password = Path(path).read_text().strip()
+        except OSError as e:
+            raise ValueError(f"cannot read the broker password from {path}: {e.strerror}") from e
+    return unquote(u.username), password
+
+
 def set_nodelay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
     """Nagle's algorithm would hold each small publish back for up to ~40 ms."""
     try:
@@ -64,9 +88,14 @@ class MqttIO:
         self.subscriptions = (list(subscriptions) if subscriptions is not None
                               else [rbproto.events_filter(site), rbproto.status_filter(site)])
         self.connected = threading.Event()
+        self._answered = threading.Event()  # the broker's CONNACK came, either way
+        self.refused: str | None = None  # why the broker last refused the connection
         self._stopping = False
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         c.on_socket_open = set_nodelay
+        user, password = broker_login(broker_url)
+        if user is not None:
+            c.username_pw_set(user, password)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
@@ -85,8 +114,12 @@ class MqttIO:
         props.SessionExpiryInterval = SESSION_EXPIRY_S
         self.client.connect(self.host, self.port, keepalive=KEEPALIVE_S, clean_start=False, properties=props)
         self.client.loop_start()
-        if not self.connected.wait(timeout):
+        self._answered.wait(timeout)
+        if not self.connected.is_set():
             self.stop()
+            if self.refused is not None:
+                raise ConnectionError(f"the broker at {self.host}:{self.port} refused the connection: {self.refused}"
+                                      f"{' (check the user and password)' if 'authori' in self.refused else ''}")
             raise ConnectionError(f"no MQTT connection to {self.host}:{self.port} within {timeout} s")
 
     def stop(self) -> None:
@@ -103,7 +136,10 @@ class MqttIO:
 
     def _on_connect(self, client: mqtt.Client, _ud: Any, _flags: Any, reason: ReasonCode, _props: Any) -> None:
         if reason.is_failure:
+            self.refused = str(reason)
+            self.counters.inc("mqtt.connect_refused")
             log.error("broker refused the connection: %s", reason)
+            self._answered.set()
             return
         # Subscribe on every connect: the broker may have lost the session.
         client.subscribe([(f, 1) for f in self.subscriptions])
@@ -111,7 +147,9 @@ class MqttIO:
             client.publish(self._status_topic, rbproto.encode_status(rbproto.ONLINE, "gateway", 0), qos=1,
                            retain=True)
         log.info("connected to %s:%d", self.host, self.port)
+        self.refused = None
         self.connected.set()
+        self._answered.set()
 
     def _on_disconnect(self, _c: mqtt.Client, _ud: Any, _flags: Any, reason: ReasonCode, _props: Any) -> None:
         self.connected.clear()
