@@ -292,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     as_json = args.log_format == JSON  # then stderr carries nothing but JSON lines, errors included
     try:
         return int(args.func(args))
-    except (VenueError, StoreError, rbproto.ProtocolError) as e:
+    except (VenueError, StoreError, rbproto.ProtocolError, ConnectionError) as e:
         if as_json:
             log.error("%s", e)
         else:

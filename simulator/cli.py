@@ -3,10 +3,11 @@ a scenario file (simulator/scenarios/*.toml) and, with --check, exit 1 when an e
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from gateway.cli import DEFAULT_BROKER, sigterm_as_interrupt
+from gateway.cli import DEFAULT_BROKER, sigterm_as_interrupt, wait_for_interrupt
 from gateway.venue import load_venue
 
 from .console import interact
@@ -49,6 +50,51 @@ def play(a: Any) -> int:
     return 1 if a.check else 0
 
 
+def run_device(a: Any) -> int:
+    """One simulated board behind a serial console (simulator/serial_console.py) until Ctrl-C: its
+    config from --flash when a provisioned config.json is there, else made from the venue file."""
+    import tempfile
+
+    from .devices import VirtualButton, VirtualDevice, VirtualPager, broker_url_of, device_config
+    from .serial_console import SerialConsole
+
+    flash: Path | None = a.flash
+    if flash is not None and (flash / "config.json").exists():
+        try:
+            dev = VirtualDevice.from_flash(flash, echo=a.verbose)
+        except (ValueError, KeyError) as e:  # not JSON, no role or device: not a board's config
+            print(f"redbutton sim device: {flash / 'config.json'}: {e}")
+            return 2
+    else:
+        if a.venue is None or a.device is None:
+            print("redbutton sim device: --venue and --device are needed without a provisioned --flash folder")
+            return 2
+        venue = load_venue(a.venue)
+        if a.device not in venue.devices or venue.devices[a.device].role not in ("button", "pager"):
+            print(f"redbutton sim device: {a.device!r} is not a button or pager of {a.venue}")
+            return 2
+        cfg = device_config(venue, a.device, a.broker)
+        folder = flash or Path(tempfile.mkdtemp(prefix="rb-board-")) / a.device
+        board = VirtualButton if cfg["role"] == "button" else VirtualPager
+        dev = board(cfg, folder.parent, a.verbose, flash=folder)
+        (folder / "config.json").write_text(json.dumps(cfg))  # kept: the next run resumes this flash
+    dev.awake_ms = a.awake_ms
+    console = SerialConsole(dev)
+    sigterm_as_interrupt()
+    try:
+        print(f"console {console.port}", flush=True)
+        print(f"{dev.role} {dev.id} (site {dev.cfg['site']}) on {broker_url_of(dev.cfg)}, flash {dev.flash}; "
+              "type `help` on the console",
+              flush=True)
+        console.start()
+        wait_for_interrupt()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        console.stop()
+    return 0
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("sim", help="run the venue's buttons and pagers as simulated devices, or play a scenario")
     p.add_argument("--venue", type=Path, help="venue file (a scenario names its own)")
@@ -60,3 +106,13 @@ def register(sub: Any) -> None:
     p.add_argument("--db", type=Path,
                    help="the running gateway's SQLite file, for store checks without --self-contained")
     p.set_defaults(func=lambda a: play(a) if a.scenario else run_sim(a.venue, a.broker, a.verbose))
+    d = p.add_subparsers(dest="sim_command").add_parser(
+        "device", help="one simulated button or pager behind a serial console (a pseudo-terminal)")
+    d.add_argument("--venue", type=Path, help="venue file (not needed with a provisioned --flash folder)")
+    d.add_argument("--device", help="the device id in the venue file")
+    d.add_argument("--broker", default=DEFAULT_BROKER, help=f"broker URL (default {DEFAULT_BROKER})")
+    d.add_argument("--flash", type=Path, help="the board's flash folder: kept between runs; a config.json "
+                                               "there (as provisioning writes it) is used as it is")
+    d.add_argument("--awake-ms", type=int, metavar="MS",
+                   help="a button stays awake this long after the last activity (default: its config's, 8000)")
+    d.set_defaults(func=run_device)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,16 @@ def device_config(venue: Venue, device_id: str, broker_url: str) -> dict[str, An
             "role": venue.devices[device_id].role, "broker_url": broker_url}
 
 
+def broker_url_of(cfg: dict[str, Any]) -> str:
+    """The simulator's `broker_url`, or the URL a provisioned config.json names the way a board reads
+    it (`broker_host`, `broker_port`, `broker_tls`), so a board's own config runs unchanged."""
+    if "broker_url" in cfg:
+        return str(cfg["broker_url"])
+    tls = bool(cfg.get("broker_tls"))
+    port = cfg.get("broker_port", 8883 if tls else 1883)
+    return f"{'mqtts' if tls else 'mqtt'}://{cfg['broker_host']}:{port}"
+
+
 class VirtualDevice(LogBook):
     """One simulated board. A role with `make_app` (the firmware's own) boots through the firmware's
     runner.run on this device's thread, from files in its own flash folder (config.json, pins.json,
@@ -52,16 +63,19 @@ class VirtualDevice(LogBook):
     role = ""
     make_app: Any = None  # the firmware's make_app(boot), set by each role
 
-    def __init__(self, cfg: dict[str, Any], state_dir: Path, echo: bool = False) -> None:
+    def __init__(self, cfg: dict[str, Any], state_dir: Path, echo: bool = False, flash: Path | None = None) -> None:
         super().__init__(cfg["device"], echo)
         self.cfg = cfg
         self.id: str = cfg["device"]
         self.clock = clock.SystemClock()
-        self.flash = state_dir / self.id
+        self.flash = flash or state_dir / self.id
         self.flash.mkdir(parents=True, exist_ok=True)
-        (self.flash / "config.json").write_text(json.dumps(cfg))
-        if self.role:
+        if flash is None:  # a flash folder given is a provisioned board's: its files stay as they are
+            (self.flash / "config.json").write_text(json.dumps(cfg))
+        if self.role and (flash is None or not (self.flash / "pins.json").exists()):
             (self.flash / "pins.json").write_text(json.dumps(pinmap(self.role)))
+        self.awake_ms: int | None = None  # overrides the config's awake_ms (a button's 8 s slows tests down)
+        self.console: Callable[[str], None] | None = None  # where the board's print() goes besides the log
         self.chip = machine.Chip()
         self.link_up = True  # False: this device's radio is out (fault injection)
         self.delay_ms = 0  # fault injection: latency added to each message, both ways
@@ -77,6 +91,16 @@ class VirtualDevice(LogBook):
         self.hw: Any = None
         self.msgr: Any = None
         self.link: Any = None
+
+    @staticmethod
+    def from_flash(flash: Path, echo: bool = False) -> VirtualDevice:
+        """The board whose flash folder already holds its config.json (as provisioning writes it for
+        a real board), of the role that config names."""
+        cfg = json.loads((flash / "config.json").read_text())
+        roles: dict[str, type[VirtualDevice]] = {"button": VirtualButton, "pager": VirtualPager}
+        if cfg.get("role") not in roles:
+            raise ValueError(f"role {cfg.get('role')!r} is not one of {', '.join(roles)}")
+        return roles[cfg["role"]](cfg, flash.parent, echo, flash=flash)
 
     def start(self, timeout: float = 10.0) -> VirtualDevice:
         """Power the board on; returns once its firmware is READY."""
@@ -115,6 +139,8 @@ class VirtualDevice(LogBook):
         return not (self._stop.is_set() or self._reboot.is_set())
 
     def _boot(self, boot: Any) -> Any:
+        if self.awake_ms is not None:
+            boot.cfg["awake_ms"] = self.awake_ms
         app = type(self).make_app(boot)
         self.app, self.hw, self.msgr = app, boot.hw, boot.msgr
         self._skew(boot.clock)
@@ -125,8 +151,10 @@ class VirtualDevice(LogBook):
         if cfg.get("link") == "espnow":
             self.link = runner.make_link(cfg, clk, status, log)
         else:
-            self.link = HostLink(cfg, cfg["broker_url"], status)
-            self.link.on_up = self._on_broker.set
+            if cfg.get("broker_tls"):  # the CA file, relative on the board, is in this board's flash folder
+                cfg = dict(cfg, broker_ca=str(self.flash / cfg.get("broker_ca", "ca.der")))
+            self.link = HostLink(cfg, broker_url_of(cfg), status)
+            self.link.on_up = lambda: self.log("LINK up")  # what the board's mqtt_link prints on connecting
             self.link.up = self.link_up
             self.link.delay_ms, self.link.loss = self.delay_ms, self.loss
         return self.link
@@ -206,6 +234,17 @@ class VirtualDevice(LogBook):
             self._thread.join(2)
         self.link = None
 
+    def power_on(self, timeout: float = 10.0) -> None:
+        """Power back on after power_off(): a cold boot, nothing left in RTC memory."""
+        self._stop.clear()
+        self.chip.reset_cause = machine.PWRON_RESET
+        self.chip.rtc_memory = b""
+        self.start(timeout)
+
+    @property
+    def powered(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
@@ -221,6 +260,8 @@ class VirtualDevice(LogBook):
 
     def log(self, line: str) -> None:
         super().log(line)
+        if self.console is not None:
+            self.console(line)
         if line == "LINK up":  # the firmware's own word, over either radio: latched, since a button
             self._on_broker.set()  # on ESP-NOW may be asleep again before anyone looks at its link
 

@@ -28,7 +28,7 @@ def register(sub: Any) -> None:
                             description="Technician commands for the ESP32 boards on this computer's USB ports.",
                             epilog=EXIT_STATUS)
     commands = device.add_subparsers(dest="device_command", required=True, metavar="COMMAND")
-    for add in (add_list, add_flash, add_provision, add_monitor):
+    for add in (add_list, add_flash, add_provision, add_monitor, add_test):
         add(commands)
 
 
@@ -179,6 +179,8 @@ def add_provision(commands: Any) -> None:
     p.add_argument("--table", help="button: the table it goes on (a new table needs --zone)")
     p.add_argument("--zone", help="button: the zone of a table that --table creates")
     p.add_argument("--staff", help="pager: the staff member who wears it")
+    p.add_argument("--ip", type=ip_address, help="a static address for the device (a wake then skips DHCP); "
+                                                 "the network file gives netmask, gateway_ip and dns")
     p.add_argument("--broker-dir", type=Path, metavar="DIR",
                    help="the broker's passwd and acl files (default: broker/ beside the venue file)")
     p.add_argument("--broker-pid", type=int, metavar="PID",
@@ -196,7 +198,7 @@ def run_provision(args: argparse.Namespace) -> int:
     network = Network.load(args.network) if args.network is not None else None
     broker_dir = args.broker_dir or (args.venue.parent / "broker" if args.venue is not None else Path("broker"))
     req = Request(args.venue, args.role, network, broker_dir, args.device_id, args.replace, args.table, args.zone,
-                  args.staff)
+                  args.staff, args.ip)
     write = write_to_folder(args.out) if args.out is not None else write_to_board(args.port, args.timeout)
     done = provision(req, venue, write)
     where = str(args.out) if args.out is not None else args.port
@@ -217,6 +219,15 @@ def run_provision(args: argparse.Namespace) -> int:
     else:
         print("  next: reload mosquitto so it reads its files again (systemctl reload mosquitto, or --broker-pid)")
     return EXIT_OK
+
+
+def ip_address(text: str) -> str:
+    import ipaddress
+
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an IPv4 address: {text!r}") from None
 
 
 def load_venue_for(path: Path) -> Any:
@@ -246,3 +257,28 @@ def run_monitor(args: argparse.Namespace) -> int:
     from .monitor import monitor
 
     return monitor(args.port, args.baud, args.until, args.timeout, args.reset)
+
+
+# --- test ----------------------------------------------------------------------------------------
+
+def add_test(commands: Any) -> None:
+    p = command(commands, "test", run_test,
+                "run the hardware-in-the-loop tests (tests/hil) on the board at --port, for its role")
+    p.add_argument("--port", required=True, help="the board's serial port")
+    p.add_argument("--venue", required=True, type=Path, help="the venue file the board is provisioned in")
+    p.add_argument("--device", required=True, help="the board's device id")
+    p.add_argument("--broker", required=True,
+                   help="the broker the board uses, as a user that reads its events and sends it commands: "
+                        "mqtt://gateway@HOST:PORT, password from $REDBUTTON_BROKER_PASSWORD(_FILE)")
+    p.add_argument("pytest_args", nargs=argparse.REMAINDER,
+                   help="after --, passed to pytest as they are (-x, -k wake, --hil-wait 120)")
+
+
+def run_test(args: argparse.Namespace) -> int:
+    from .hil import run
+
+    extra = [a for a in args.pytest_args if a != "--"]
+    code = run(args.port, args.venue, args.device, args.broker, extra)
+    if code != EXIT_OK:
+        return fail(args, f"the hardware tests on {args.port} did not all pass (pytest exit {code})", EXIT_NO_ANSWER)
+    return EXIT_OK

@@ -106,6 +106,7 @@ class Request:
     table: str | None = None
     zone: str | None = None
     staff: str | None = None
+    ip: str | None = None  # a static address for this device (the network file has the netmask and the rest)
 
 
 @dataclass
@@ -267,6 +268,11 @@ def provision(req: Request, venue: Venue | None, write: Writer) -> Outcome:
     ident, doc, retired, key = plan(req, venue)
     password = new_password()
     cfg = board_config(req.role, venue.site, ident, key, password, req.network)
+    if req.ip is not None:
+        missing = [k for k in ("netmask", "gateway_ip", "dns") if k not in cfg]
+        if missing:
+            raise DeviceError(f"--ip needs {', '.join(missing)} in the network file")
+        cfg["ip"] = req.ip
     files = {"config.json": json.dumps(cfg).encode()}
     if req.network.ca is not None:
         files["ca.der"] = req.network.ca.read_bytes()

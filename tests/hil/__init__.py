@@ -1,0 +1,1 @@
+"""Hardware-in-the-loop tests (pytest-embedded): a simulated board by default, a real one with --port."""
