@@ -8,7 +8,7 @@ MPY_WASM_VERSION := 1.27.0
 STUBS := $(VENV)/esp32-stubs
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-deps test demo lint firmware-check clean
+.PHONY: setup system-deps test demo lint firmware-check clean bench
 
 setup: system-deps $(VENV)/.installed $(MPY_WASM) $(STUBS)/.installed
 
@@ -51,6 +51,10 @@ test: setup
 
 demo: setup
 	$(VENV)/bin/redbutton demo
+
+# Measures the whole chain against same-run broker baselines; writes bench/results/ (docs in bench/).
+bench: setup
+	$(PY) -m bench
 
 lint: setup
 	$(VENV)/bin/ruff check .
