@@ -209,6 +209,8 @@ def markdown(data: Mapping[str, Any]) -> str:
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for st in t["steps"]:
             mark = "held" if st["passed"] else f"**{st['why']}**"
+            if st.get("attempt", 1) > 1:
+                mark += " (second attempt)"
             if st.get("generator_limited"):
                 mark += " (load generator's limit)"
             incidents = round(st["incidents"] / st["seconds"], 1) if st.get("incidents") is not None else "-"

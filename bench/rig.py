@@ -37,6 +37,11 @@ REPO = Path(__file__).resolve().parents[1]
 UP = re.compile(r"gateway for (\S+) up \(command epoch \d+, (\d+) timers restored\)")
 
 
+def say(line: str) -> None:
+    """Progress, flushed at once: `make bench | tee` shows where the run is."""
+    print(line, flush=True)
+
+
 @dataclass
 class Context:
     """One bench run: quick (the test's tiny sizes) or full, where its scratch files and results go."""
@@ -45,7 +50,7 @@ class Context:
     work: Path  # databases, venue files, process logs: thrown away
     results: Path  # latest.json, latest.md, the plot, the profiles
     profile: bool = True
-    say: Callable[[str], None] = print
+    say: Callable[[str], None] = say
     names: Iterator[int] = field(default_factory=itertools.count)
 
     def site(self, prefix: str) -> str:

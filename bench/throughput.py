@@ -2,9 +2,9 @@
 
 The ramp: one LoadRun per step (1,000 buttons, 100 pagers; a fresh gateway process, site and
 database each time), the rate raised step by step until a step loses a press, leaves one
-unanswered, has press -> alert p99 above 100 ms, or the load generator cannot press at the rate
-asked (then the figure is a lower bound and says so). The sustained rate is the last step that
-passed, as pressed (PUBACKed) per second.
+unanswered, has press -> alert p99 above 100 ms (twice in a row: the machine is shared), or the
+load generator cannot press more (then the figure is a lower bound and says so). The sustained
+rate is the best step that held, as pressed (PUBACKed) per second.
 
 The broker's rate: a flood of press-sized QoS 1 messages from one paho client to another through
 the private mosquitto (both in this process, each with its network thread), counted at the
@@ -119,12 +119,18 @@ def run(ctx: Context) -> Section:
             relayed = flood(b.url, RELAY_IN, RELAY_OUT, n_flood // 2, size)
             ctx.say(f"  through the relay, two hops: {relayed['msgs_per_s']} msg/s ({relayed['lost']} lost)")
             for rate in rates:
-                ctx.say(f"  step: {rate} presses/s for {seconds:g} s")
-                r = measured_run(ctx, b, f"ramp{rate}", buttons, pagers, float(rate), seconds, drain_s=drain)
-                why = verdict(r)
-                short = (r.achieved < GENERATOR_SHARE * rate
-                         or (best is not None and r.achieved < GENERATOR_GAIN * best.achieved))
-                steps.append({**r.figures(), "passed": why is None, "why": why, "generator_limited": short})
+                for attempt in (1, 2):
+                    ctx.say(f"  step: {rate} presses/s for {seconds:g} s" + (" (again)" if attempt > 1 else ""))
+                    r = measured_run(ctx, b, f"ramp{rate}", buttons, pagers, float(rate), seconds, drain_s=drain)
+                    why = verdict(r)
+                    short = (r.achieved < GENERATOR_SHARE * rate
+                             or (best is not None and r.achieved < GENERATOR_GAIN * best.achieved))
+                    steps.append({**r.figures(), "passed": why is None, "why": why, "generator_limited": short,
+                                  "attempt": attempt})
+                    # The machine is shared: a latency failure is confirmed once before the ramp stops on
+                    # it. A lost or unanswered press never is: that is never the neighbours' doing.
+                    if why is None or not r.complete:
+                        break
                 if why is not None:
                     stop_reason = f"{rate}/s asked: {why}"
                     break
