@@ -91,6 +91,7 @@ class MqttIO:
         self._answered = threading.Event()  # the broker's CONNACK came, either way
         self.refused: str | None = None  # why the broker last refused the connection
         self._stopping = False
+        self._network_thread = 0  # paho's loop thread, known from its first callback
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         c.on_socket_open = set_nodelay
         user, password = broker_login(broker_url)
@@ -135,6 +136,7 @@ class MqttIO:
         self.client.loop_stop()
 
     def _on_connect(self, client: mqtt.Client, _ud: Any, _flags: Any, reason: ReasonCode, _props: Any) -> None:
+        self._network_thread = threading.get_ident()
         if reason.is_failure:
             self.refused = str(reason)
             self.counters.inc("mqtt.connect_refused")
@@ -176,6 +178,15 @@ class MqttIO:
             if reason.is_failure:
                 self.counters.inc("mqtt.subscribe_refused")
                 log.error("the broker refused the subscription %s: %s", f, reason)
+
+    def flush(self) -> None:
+        """Send what was published now, when called while handling a message on paho's thread.
+        paho writes only after it has read up to one packet per message in flight, so under load
+        an alert would wait behind hundreds of presses. Its writer is only ever run on this thread
+        (publish() from another thread wakes the loop instead), and the gateway publishes at QoS 1,
+        whose sending runs no callback."""
+        if threading.get_ident() == self._network_thread:
+            self.client.loop_write()
 
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> mqtt.MQTTMessageInfo:
         """QoS 1; the returned info lets a caller that is about to stop wait for the broker's PUBACK."""

@@ -74,6 +74,10 @@ class Source(Protocol):
     def venue(self) -> Venue: ...
     @property
     def store(self) -> Store: ...
+    @property
+    def store_error(self) -> str | None: ...
+    @property
+    def held(self) -> Mapping[tuple[str, bytes], float]: ...
 
 
 def metric_name(counter: str) -> str:
@@ -92,6 +96,7 @@ class _GatewayCollector:
         active = self._active()  # first: a failure to read it is counted in this very scrape
         yield from self._counters(self.source.counters.snapshot())
         yield self._devices()
+        yield from self._store()
         if active is not None:
             yield active
 
@@ -126,6 +131,14 @@ class _GatewayCollector:
         for (role, state), n in count.items():
             g.add_metric([role, state], n)
         return g
+
+    def _store(self) -> Iterable[Metric]:
+        """The alarm for a store that refuses writes (a full disk): alert on store_ok == 0."""
+        yield GaugeMetricFamily(f"{NAMESPACE}_store_ok", "1 while the database takes writes, 0 while it "
+                                "refuses them (device messages are held and retried).",
+                                value=int(self.source.store_error is None))
+        yield GaugeMetricFamily(f"{NAMESPACE}_messages_held", "Device messages held until the database takes "
+                                "writes again.", value=len(self.source.held))
 
     def _active(self) -> Metric | None:
         try:

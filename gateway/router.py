@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Container, Mapping
 
 from .venue import Staff, Venue
 
 
 def candidates(venue: Venue, zone: str, role: str, available: Callable[[Staff], bool],
                exclude: Collection[str] = (), busy: Mapping[str, int] | None = None,
-               prefer: str | None = None, online: Collection[str] = ()) -> list[Staff]:
+               prefer: str | None = None, online: Container[str] = ()) -> list[Staff]:
     """Staff of `role` covering `zone` that `available` accepts (on duty, pager not offline or
     silent), not in `exclude`; best first: the table's own responder (`prefer`), then pagers seen
     online, then the least busy, then by id so the order is stable."""

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Protocol
+
+from sqlalchemy.exc import DBAPIError
 
 import rbproto
 
@@ -21,7 +24,7 @@ from .metrics import Counters
 from .mqtt_io import MqttIO
 from .noise import RateLimiter
 from .shifts import on_duty
-from .store import Incident, Store
+from .store import Incident, Store, StoreError
 from .venue import BUTTON, PAGER, Staff, Venue
 
 log = logging.getLogger("redbutton.gateway")
@@ -50,6 +53,8 @@ ZONE_KIND = "zone_complaints"
 ZONE_PREFIX = "zone:"  # a zone alert is filed under "zone:<id>", apart from any table's calls
 FOLLOWUP_RESULTS = ("satisfied", "unsatisfied", "no_response")
 MAX_LEVEL = 9  # the alert's `lvl` (urgency shown and buzzed on the pager) stops growing here
+SUPERVISE_EVERY_S = 1.0  # device supervision runs at most this often, however many timers fall due
+MAX_HELD = 10_000  # messages kept for the store to come back (a full disk); beyond it, the oldest go
 
 
 class Publisher(Protocol):
@@ -58,6 +63,7 @@ class Publisher(Protocol):
     def start(self) -> None: ...
     def stop(self) -> None: ...
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> object: ...
+    def flush(self) -> None: ...
 
 
 def wait_s(inc: Incident, now: float) -> int:
@@ -94,6 +100,10 @@ class Gateway:
         self._restored = len(restored)
         self._seq = 0
         self._seq_lock = threading.Lock()
+        self._outbox: list[tuple[str, bytes]] | None = None  # commands of the change being made
+        self._supervised_at: float | None = None
+        self.held: dict[tuple[str, bytes], float] = {}  # messages the store refused, retried each tick
+        self.store_error: str | None = None  # why the store refused the last write, while it does
         self.reload_listeners: list[Callable[[Venue], None]] = []  # integrations that follow the venue
         self.io: Publisher = io or MqttIO(broker_url, venue.site, f"rb-gateway-{venue.site}", self.handle,
                                           counters=self.counters)
@@ -151,37 +161,118 @@ class Gateway:
         self.counters.inc(f"dropped.{reason}")
         log.warning("DROP reason=%s topic=%s %s", reason, topic[:120], detail[:120])
 
+    @contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """One change (a message, a tick, a dashboard action) under the lock and in one store
+        transaction; its commands are published after the commit, so nothing is announced that
+        the store does not hold. Reentrant: a nested change is part of the outer one."""
+        with self._lock:
+            if self._outbox is not None:
+                yield
+                return
+            self._outbox = []
+            try:
+                with self.store.batch():
+                    yield
+                out = self._outbox
+            finally:
+                self._outbox = None
+            for topic, payload in out:
+                self.io.publish(topic, payload)
+            if out:
+                self.io.flush()
+
     def handle(self, topic: str, payload: bytes) -> None:
-        """Entry point for every inbound message: validate, verify, dedupe, then dispatch."""
+        """Entry point for every inbound message: validate, verify, dedupe, then dispatch. A message
+        the store cannot take (a full disk) is held and retried, never dropped."""
         self.counters.inc("received")
         with self._lock:
-            try:
-                site, device, mtype = rbproto.parse_topic(topic)
-                if site != self.venue.site:
-                    raise rbproto.ProtocolError(rbproto.BAD_TOPIC, f"site {site}")
-                if mtype == "status":
+            now = self.clock.now()
+            if self.held:
+                self._retry_held()
+            if self.held or not self._handled(topic, payload):  # held ones first: the order stays
+                self._hold(topic, payload, now)
+            elif self.store_error is not None:
+                self._store_back()
+
+    def _handled(self, topic: str, payload: bytes) -> bool:
+        """Handle; False if the store refused it (then nothing of it was stored or sent)."""
+        try:
+            self._handle(topic, payload)
+        except (DBAPIError, StoreError) as e:
+            self._store_refused(e)
+            return False
+        return True
+
+    def _handle(self, topic: str, payload: bytes) -> None:
+        try:
+            site, device, mtype = rbproto.parse_topic(topic)
+            if site != self.venue.site:
+                raise rbproto.ProtocolError(rbproto.BAD_TOPIC, f"site {site}")
+            if mtype == "status":
+                with self._atomic():
                     self.on_status(topic, payload)
-                    return
-                msg = rbproto.decode(topic, payload, self.venue.key_for)
-            except rbproto.ProtocolError as e:
-                self._drop(e.reason, topic, e.detail)
                 return
-            role = self.venue.devices[device].role
-            if SENDER_ROLE.get(mtype, role) != role or mtype not in self._handlers:
-                self._drop("wrong_role", topic, f"{device} is a {role}")
-                return
-            ep, seq = msg.body["ep"], msg.body["seq"]
-            window = self.windows.setdefault(device, rbproto.ReplayWindow())
-            if not window.check(ep, seq):
-                if mtype == "press" and self._answer_again(msg):
-                    return
+            msg = rbproto.decode(topic, payload, self.venue.key_for)
+        except rbproto.ProtocolError as e:
+            self._drop(e.reason, topic, e.detail)
+            return
+        role = self.venue.devices[device].role
+        if SENDER_ROLE.get(mtype, role) != role or mtype not in self._handlers:
+            self._drop("wrong_role", topic, f"{device} is a {role}")
+            return
+        ep, seq = msg.body["ep"], msg.body["seq"]
+        window = self.windows.get(device) or rbproto.ReplayWindow()
+        if not window.check(ep, seq):
+            with self._atomic():
+                answered = mtype == "press" and self._answer_again(msg)
+            if not answered:
                 self._drop(rbproto.REPLAYED, topic, f"ep={ep} seq={seq}")
-                return
+            return
+        seen = rbproto.ReplayWindow(window.ep, window.top, window.bits)
+        seen.accept(ep, seq)
+        with self._atomic():
             self._heard(device, self.clock.now())
             self._handlers[mtype](msg)
-            window.accept(ep, seq)
-            self.store.save_replay(device, window.ep, window.top, window.bits)
-            self.counters.inc(f"handled.{mtype}")
+            self.store.save_replay(device, seen.ep, seen.top, seen.bits)
+        self.windows[device] = seen  # only once stored: a message lost with the transaction is new again
+        self.counters.inc(f"handled.{mtype}")
+
+    def _store_refused(self, e: Exception) -> str:
+        """Count a write the store refused (disk full, I/O error); -> its reason. The first of an
+        outage also counts as an outage: the alarm /metrics and the dashboard show."""
+        reason = str(getattr(e, "orig", None) or e).splitlines()[0][:200]
+        self.counters.inc("store.failed")
+        if self.store_error is None:
+            self.counters.inc("store.outages")
+        self.store_error = reason
+        return reason
+
+    def _hold(self, topic: str, payload: bytes, now: float) -> None:
+        """Keep a message the store could not take for the next tick, after any held before it."""
+        if (topic, payload) in self.held:
+            return  # the same message again (a QoS 1 redelivery): held once
+        if len(self.held) >= MAX_HELD:
+            del self.held[next(iter(self.held))]
+            self.counters.inc("store.held_lost")
+            log.critical("STORE FAILED and %d messages are held: the oldest is lost", MAX_HELD)
+        self.held[(topic, payload)] = now
+        log.error("STORE FAILED (%s): %s held for retry, %d waiting", self.store_error, topic[:120], len(self.held))
+
+    def _retry_held(self) -> None:
+        """Messages the store refused, oldest first, until it refuses again."""
+        for topic, payload in list(self.held):
+            if not self._handled(topic, payload):
+                return
+            del self.held[(topic, payload)]
+            self.counters.inc("store.retried")
+        if self.store_error is not None:
+            self._store_back()
+
+    def _store_back(self) -> None:
+        log.warning("STORE back after %s: every held message is stored", self.store_error)
+        self.counters.inc("store.recovered")
+        self.store_error = None
 
     def _heard(self, device: str, now: float, state: str | None = None) -> None:
         h = self.heard.setdefault(device, supervision.Heard())
@@ -369,7 +460,7 @@ class Gateway:
         table = self.venue.tables.get(inc.table_id)
         exclude = self.store.paged_staff(inc_id)
         busy = self.store.busy()
-        online = {d for d, h in self.heard.items() if h.state == rbproto.ONLINE}
+        online = supervision.Online(self.heard)
         for lvl in range(level, len(levels)):
             found = router.candidates(self.venue, self._zone_of(inc), levels[lvl],
                                       lambda s: self._available(s, now), exclude, busy,
@@ -441,16 +532,37 @@ class Gateway:
             self.scheduler.schedule(at, inc_id)
 
     def tick(self, now: float | None = None) -> None:
-        """Everything due: escalation timers, then device supervision. The scheduler thread calls it;
-        tests call it after moving a manual clock."""
+        """Everything due: held messages, escalation timers, then device supervision (at most every
+        SUPERVISE_EVERY_S). The scheduler thread calls it; tests call it after moving a manual clock."""
         now = self.clock.now() if now is None else now
         with self._lock:
-            for inc_id in self.scheduler.due(now):
-                inc = self.store.incident(inc_id)
-                if inc is None or inc.deadline is None or inc.deadline > now:
-                    continue  # stale heap entry: the timer was moved or cleared
-                self._on_deadline(inc, now)
-            self.supervise(now)
+            if self.held:
+                self._retry_held()
+            due = self.scheduler.due(now)
+            for k, inc_id in enumerate(due):
+                try:
+                    with self._atomic():
+                        inc = self.store.incident(inc_id)
+                        if inc is not None and inc.deadline is not None and inc.deadline <= now:
+                            self._on_deadline(inc, now)  # else a stale heap entry: the timer moved
+                except (DBAPIError, StoreError) as e:
+                    # The timers stay in their rows: looked at again at the next beat.
+                    log.error("STORE FAILED (%s): %d timers wait for the next tick", self._store_refused(e),
+                              len(due) - k)
+                    for later in due[k:]:
+                        self.scheduler.schedule(now + SUPERVISE_EVERY_S, later)
+                    return
+            last = self._supervised_at
+            if last is None or not 0 <= now - last < SUPERVISE_EVERY_S:
+                try:
+                    with self._atomic():
+                        self.supervise(now)
+                except (DBAPIError, StoreError) as e:
+                    log.error("STORE FAILED (%s): device supervision waits for the next tick", self._store_refused(e))
+                    return
+                self._supervised_at = now
+            if self.store_error is not None and not self.held:
+                self._store_back()
 
     def _on_deadline(self, inc: Incident, now: float) -> None:
         kind = inc.deadline_kind
@@ -522,7 +634,7 @@ class Gateway:
     def acknowledge(self, inc_id: int, staff_id: str, actor: str) -> None:
         """Someone says from the dashboard that `staff_id` is on it (their own ack, or a manager's
         entry for them): as if that person had acknowledged on their pager."""
-        with self._lock:
+        with self._atomic():
             inc = self._incident(inc_id)
             staff = self._staff(staff_id)
             if inc.state not in (incidents.OPEN, incidents.PAGED, incidents.UNREACHED):
@@ -532,7 +644,7 @@ class Gateway:
     def reassign(self, inc_id: int, staff_id: str, actor: str) -> None:
         """Page `staff_id` for the incident instead of whoever has it: the others' pagers are told
         it went elsewhere; the new person must acknowledge like any page."""
-        with self._lock:
+        with self._atomic():
             inc = self._incident(inc_id)
             staff = self._staff(staff_id)
             if inc.state not in incidents.ACTIVE:
@@ -557,7 +669,7 @@ class Gateway:
         """The follow-up's result as staff found it at the table (satisfied or not)."""
         if result not in FOLLOWUP_RESULTS:
             raise ValueError(f"a follow-up result is one of {', '.join(FOLLOWUP_RESULTS)}, not {result!r}")
-        with self._lock:
+        with self._atomic():
             inc = self._incident(inc_id)
             if inc.state != incidents.RESOLVED:
                 raise incidents.TransitionError(f"incident {inc_id} is {inc.state}: only a resolved one is followed up")
@@ -596,7 +708,7 @@ class Gateway:
     def resolve(self, inc_id: int, actor: str, action: str) -> None:
         """Resolve with a recovery action; the follow-up window opens (a "happy now" press at the
         table within it counts as satisfied)."""
-        with self._lock:
+        with self._atomic():
             inc = self._incident(inc_id)
             now = self.clock.now()
             due = now + self.venue.rules.followup_s if inc.origin in (PRESS, HELD) else None
@@ -615,7 +727,7 @@ class Gateway:
             raise ValueError(f"{root_cause!r} is not one of the venue's root causes: {known}")
         if cost is not None and cost < 0:
             raise ValueError("a compensation cost is not negative")
-        with self._lock:
+        with self._atomic():
             self._incident(inc_id)
             columns = {k: v for k, v in (("compensation", compensation), ("compensation_cost", cost),
                                          ("root_cause", root_cause), ("notes", notes)) if v is not None}
@@ -691,7 +803,10 @@ class Gateway:
             seq = self._seq
         body: dict[str, int | str] = {"ep": self.epoch, "seq": seq, "ts": int(self.clock.now()), **fields}
         topic, payload = rbproto.encode(self.venue.devices[device].key, self.venue.site, device, mtype, body)
-        self.io.publish(topic, payload)
+        if self._outbox is not None:
+            self._outbox.append((topic, payload))
+        else:
+            self.io.publish(topic, payload)
         self.counters.inc(f"sent.{mtype}")
 
     def _feedback(self, button: str, inc_id: int, state: str) -> None:

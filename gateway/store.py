@@ -334,7 +334,9 @@ class Store:
         self.dialect = self.url.get_backend_name()
         # The SQLite file (readers of their own open it); for PostgreSQL the URL without its password.
         self.path = str(self.url.database) if self.dialect == SQLITE else self.url.render_as_string(True)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._batch: _Tx | None = None  # the transaction batch() holds open, and its thread
+        self._batch_thread = 0
         self._compiled: dict[str, str] = {}
         self.engine = self._engine()
         self._dbapi_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
@@ -384,17 +386,50 @@ class Store:
     @contextmanager
     def _tx(self) -> Iterator[_Tx]:
         """One transaction under the lock: all of it is stored, or none of it. The incident events
-        it made are told to the watchers after the commit, outside the lock."""
+        it made are told to the watchers after the commit, outside the lock. Inside batch() on the
+        same thread it is part of the batch's transaction instead."""
+        held = self._batch
+        if held is not None and self._batch_thread == threading.get_ident():
+            yield held
+            return
         with self._lock:
-            if self._closed:
-                raise StoreError(f"the store of {self.path} is closed")
-            if self._conn is not None:
-                tx = yield from self._sqlite_tx(self._conn)
-            else:
-                with self.engine.connect() as conn:
-                    tx = yield from self._pg_tx(conn)
+            tx = yield from self._begin(hold=False)
         for e in tx.events:
             self._tell(e)
+
+    @contextmanager
+    def batch(self) -> Iterator[_Tx]:
+        """Every store call this thread makes inside is one transaction, committed at the end: the
+        gateway handles a message with one commit instead of one per statement group. An error
+        that escapes rolls all of it back; one caught inside keeps the statements already run
+        (SQLite), so callers only catch errors raised before anything is written. Reentrant."""
+        held = self._batch
+        if held is not None and self._batch_thread == threading.get_ident():
+            yield held
+            return
+        with self._lock:
+            tx = yield from self._begin(hold=True)
+        for e in tx.events:
+            self._tell(e)
+
+    def _begin(self, hold: bool) -> Generator[_Tx, None, _Tx]:
+        if self._closed:
+            raise StoreError(f"the store of {self.path} is closed")
+        if self._conn is not None:
+            return (yield from self._sqlite_tx(self._conn, hold))
+        with self.engine.connect() as conn:
+            return (yield from self._pg_tx(conn, hold))
+
+    def _held(self, tx: _Tx, hold: bool) -> Generator[_Tx, None, None]:
+        """Yield the transaction; while a batch holds it, other calls of this thread join it."""
+        if not hold:
+            yield tx
+            return
+        self._batch, self._batch_thread = tx, threading.get_ident()
+        try:
+            yield tx
+        finally:
+            self._batch = None
 
     def _tell(self, e: IncidentEvent) -> None:
         for watch in list(self.watchers):
@@ -403,24 +438,24 @@ class Store:
             except Exception:  # a watcher (dashboard, webhook) never stops the incident's own work
                 log.exception("incident event watcher %r failed on %s", watch, e)
 
-    def _sqlite_tx(self, conn: Connection) -> Generator[_Tx, None, _Tx]:
+    def _sqlite_tx(self, conn: Connection, hold: bool) -> Generator[_Tx, None, _Tx]:
         raw = _driver(conn)
         raw.execute("BEGIN")
         tx = _Tx(self, raw.cursor())
         try:
-            yield tx
+            yield from self._held(tx, hold)
         except BaseException:
             raw.rollback()
             raise
         self._commit(raw)
         return tx
 
-    def _pg_tx(self, conn: Connection) -> Generator[_Tx, None, _Tx]:
+    def _pg_tx(self, conn: Connection, hold: bool) -> Generator[_Tx, None, _Tx]:
         raw = _driver(conn)  # psycopg begins a transaction with the first statement
         try:
             with raw.cursor() as cursor:
                 tx = _Tx(self, cursor)
-                yield tx
+                yield from self._held(tx, hold)
         except BaseException:
             try:
                 raw.rollback()

@@ -29,6 +29,18 @@ class Heard:
     battery_mv: int | None = None
 
 
+class Online:
+    """The devices whose status says online, asked one at a time: routing asks about a few pagers
+    per page, where a set of every device would be rebuilt for each."""
+
+    def __init__(self, heard: Mapping[str, Heard]) -> None:
+        self.heard = heard
+
+    def __contains__(self, device: object) -> bool:
+        h = self.heard.get(device) if isinstance(device, str) else None
+        return h is not None and h.state == rbproto.ONLINE
+
+
 def window_s(venue: Venue, device: str) -> float:
     """How long a device may be silent: its heartbeat interval times the venue's factor, plus grace."""
     s = venue.device_settings

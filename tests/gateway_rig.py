@@ -48,6 +48,9 @@ class Commands:
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
         self.sent.append(rbproto.decode(topic, payload, self.venue.key_for))
 
+    def flush(self) -> None:
+        pass  # every command is in `sent` the moment it is published
+
 
 class Rig:
     def __init__(self, doc: dict[str, Any], db: Path, clock: ManualClock | None = None) -> None:

@@ -219,4 +219,5 @@ def client_of(request: Request) -> str:
 def page_data(web: Web) -> dict[str, Any]:
     """What every page's chrome shows of the venue."""
     venue = web.gateway.venue
-    return {"venue": venue.name, "site": venue.site}
+    return {"venue": venue.name, "site": venue.site, "store_error": web.gateway.store_error,
+            "held": len(web.gateway.held)}

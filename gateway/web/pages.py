@@ -53,8 +53,12 @@ def safe_next(target: str | None) -> str:
 
 
 @router.get("/healthz", response_class=PlainTextResponse)
-def healthz() -> str:
-    return "ok"
+def healthz(request: Request) -> Response:
+    """503 while the store refuses writes, so a watchdog or load balancer sees the alarm too."""
+    error = web_of(request).gateway.store_error
+    if error is not None:
+        return PlainTextResponse(f"store failing: {error}\n", 503)
+    return PlainTextResponse("ok")
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
