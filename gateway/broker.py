@@ -1,51 +1,31 @@
 """Starts a private mosquitto on a free loopback port, configured the way Red Button needs it.
 
-Used by `make demo`, the tests and the benchmarks, so all of them run the same broker settings:
-- set_tcp_nodelay: without it a QoS 1 round trip costs ~88 ms instead of ~0.5 ms (Nagle);
-- max_queued_messages 0: mosquitto's default of 1000 silently drops QoS 1 messages for a slow
-  subscriber while still acknowledging the publisher, which would lose presses;
-- persistence on, so queued messages survive a broker restart;
-- `user` is whoever starts it: run as root, mosquitto would otherwise switch to the `mosquitto`
-  user, which cannot write its log and persistence file into our private folder.
+Used by `make demo`, the tests and the benchmarks, so all of them run the same broker settings
+(mosquitto.conf is written by gateway/broker_config.py, the same text a venue's broker gets), or
+runs a venue's own generated config (`config=`). `user` is whoever starts it: run as root,
+mosquitto would otherwise switch to the `mosquitto` user, which cannot write its log and
+persistence file into our private folder.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .broker_access import BrokerAccess
+from .broker_config import BrokerSetup, Listener, mosquitto_conf
+from .broker_log import BrokerLogFollower
+from .metrics import Counters
 from .tls import BrokerTls
-
-CONFIG = """\
-user {user}
-listener {port} 127.0.0.1
-set_tcp_nodelay true
-max_queued_messages 0
-max_inflight_messages 0
-persistence true
-persistence_location {dir}/
-log_dest file {dir}/mosquitto.log
-log_type error
-log_type warning
-log_type notice
-"""
-
-# A second listener speaking TLS with a certificate from the venue CA (gateway/tls.py).
-TLS_LISTENER = """\
-listener {port} 127.0.0.1
-cafile {tls.ca_pem}
-certfile {tls.cert}
-keyfile {tls.key}
-tls_version tlsv1.2
-"""
 
 
 class BrokerError(RuntimeError):
@@ -69,14 +49,20 @@ class Mosquitto:
     """One mosquitto process; start() waits until it accepts connections, stop() reaps it."""
 
     def __init__(self, workdir: Path | None = None, port: int | None = None, tls: BrokerTls | None = None,
-                 acl: str | None = None, access: BrokerAccess | None = None) -> None:
-        self.dir = Path(workdir or tempfile.mkdtemp(prefix="rb-broker-"))
+                 acl: str | None = None, access: BrokerAccess | None = None, audit: bool = False,
+                 config: Path | None = None, tls_port: int | None = None) -> None:
+        """`access`: the venue's password file and ACL, so no anonymous clients. `audit`: log at the
+        level where mosquitto names denied publishes (for follow()). `config`: run that
+        mosquitto.conf as it is (from `redbutton broker config`), listening on `port` and `tls_port`."""
+        self.dir = Path(workdir or (config.parent if config else tempfile.mkdtemp(prefix="rb-broker-")))
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.given = config
         self.port = port or free_port()
         self.tls = tls
         self.acl = acl  # the text of a mosquitto ACL file, or None for no ACL
-        self.access = access  # the venue's password file and ACL: no anonymous clients then
-        self.tls_port = free_port() if tls else None
+        self.access = access
+        self.audit = audit
+        self.tls_port = tls_port if config is not None else (free_port() if tls else None)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -89,19 +75,33 @@ class Mosquitto:
             raise BrokerError("this broker has no TLS listener")
         return f"mqtts://127.0.0.1:{self.tls_port}"
 
-    def start(self, timeout: float = 10.0) -> Mosquitto:
-        conf = self.dir / "mosquitto.conf"
-        text = CONFIG.format(user=getpass.getuser(), port=self.port, dir=self.dir)
-        if self.access is not None:
-            text += f"allow_anonymous false\npassword_file {self.access.passwd}\nacl_file {self.access.acl}\n"
-        else:
-            text += "allow_anonymous true\n"
+    @property
+    def conf(self) -> Path:
+        return self.given or self.dir / "mosquitto.conf"
+
+    @property
+    def log_file(self) -> Path:
+        """Where this broker logs (log_dest file in its mosquitto.conf)."""
+        found = re.search(r"^log_dest file (.+)$", self.conf.read_text(), re.MULTILINE)
+        if found is None:
+            raise BrokerError(f"{self.conf} has no log_dest file")
+        return Path(found.group(1).strip())
+
+    def setup(self) -> BrokerSetup:
+        listeners = [Listener(self.port, "127.0.0.1")]
+        if self.tls is not None and self.tls_port is not None:
+            listeners.append(Listener(self.tls_port, "127.0.0.1", self.tls))
+        acl_file = None
         if self.acl is not None:
-            (self.dir / "acl").write_text(self.acl)
-            text += f"acl_file {self.dir / 'acl'}\n"
-        if self.tls is not None:
-            text += TLS_LISTENER.format(port=self.tls_port, tls=self.tls)
-        conf.write_text(text)
+            acl_file = self.dir / "acl"
+            acl_file.write_text(self.acl)
+        return BrokerSetup(listeners, self.dir, self.dir / "mosquitto.log", getpass.getuser(), self.access,
+                           acl_file=acl_file, audit=self.audit)
+
+    def start(self, timeout: float = 10.0) -> Mosquitto:
+        conf = self.conf
+        if self.given is None:
+            conf.write_text(mosquitto_conf(self.setup()))
         # A session of its own: Ctrl-C in a terminal reaches the process that owns the broker, which
         # stops its clients first and the broker last, instead of killing the broker under them.
         self.proc = subprocess.Popen([find_mosquitto(), "-c", str(conf)], stdout=subprocess.DEVNULL,
@@ -112,14 +112,22 @@ class Mosquitto:
                 err = self.proc.stderr.read().decode() if self.proc.stderr else ""
                 raise BrokerError(f"mosquitto exited with {self.proc.returncode}: {err.strip()}")
             try:
-                for port in (self.port, self.tls_port):
-                    if port is not None:
-                        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                for port in self.ports:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 return self
             except OSError:
                 time.sleep(0.02)
         self.stop()
         raise BrokerError(f"mosquitto did not listen on port {self.port} within {timeout} s")
+
+    @property
+    def ports(self) -> Sequence[int]:
+        return [p for p in (self.port, self.tls_port) if p is not None]
+
+    def follow(self, counters: Counters, acl: Callable[[], str] | None = None) -> BrokerLogFollower:
+        """A follower of this broker's log, started: refusals inside the broker become log lines and
+        `counters` (best with audit=True, the only level at which mosquitto names denied publishes)."""
+        return BrokerLogFollower(self.log_file, counters, acl).start()
 
     def reload(self) -> None:
         """SIGHUP: mosquitto reads its password file and ACL again (what provisioning changes)."""

@@ -52,17 +52,32 @@ def acl_text(venue: Venue) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Replace `path` in one step (a reader sees the old file or the new), readable by the owner only."""
+def write_private(path: Path, data: bytes) -> None:
+    """Replace `path` in one step (a reader sees the old file or the new), readable by its owner only.
+    The owner of the file it replaces is kept: when root provisions a device, the password file
+    mosquitto reads (as the `mosquitto` user) stays readable to mosquitto."""
+    try:
+        before: os.stat_result | None = path.stat()
+    except FileNotFoundError:
+        before = None
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.chmod(tmp, 0o600)
+        if before is not None and (before.st_uid, before.st_gid) != (os.geteuid(), os.getegid()):
+            try:
+                os.chown(tmp, before.st_uid, before.st_gid)
+            except PermissionError:  # not root: the file becomes ours, as any edit by us would make it
+                pass
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _write_private(path: Path, text: str) -> None:
+    write_private(path, text.encode())
 
 
 def _mosquitto_passwd() -> str:
@@ -152,3 +167,47 @@ class BrokerAccess:
         for user in gone:
             self.remove(user)
         return gone
+
+
+def acl_rules(text: str) -> dict[str | None, list[tuple[str, str]]]:
+    """A mosquitto ACL (as acl_text writes it) read back: user -> [(access, topic pattern)], None for
+    the lines before the first `user` (anonymous clients). What the broker log follower checks a
+    subscription against, so the ACL keeps one source: the file the broker itself reads."""
+    rules: dict[str | None, list[tuple[str, str]]] = {None: []}
+    user: str | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        word, _sep, rest = line.partition(" ")
+        if word == "user":
+            user = rest.strip()
+            rules.setdefault(user, [])
+        elif word == "topic":
+            access, _sep, pattern = rest.strip().partition(" ")
+            if access not in ("read", "write", "readwrite", "deny"):
+                access, pattern = "readwrite", rest.strip()  # `topic PATTERN` alone grants both
+            rules[user].append((access, pattern.strip()))
+    return rules
+
+
+def filter_within(topic_filter: str, pattern: str) -> bool:
+    """Whether every topic `topic_filter` can match is also matched by `pattern` (both may hold the
+    MQTT wildcards + and #)."""
+    f, p = topic_filter.split("/"), pattern.split("/")
+    for i, level in enumerate(p):
+        if level == "#":
+            return True
+        if i >= len(f) or f[i] == "#":
+            return False
+        if level != "+" and f[i] != level:  # a literal level covers only itself, never a wildcard
+            return False
+    return len(f) == len(p)
+
+
+def may_read(rules: dict[str | None, list[tuple[str, str]]], user: str | None, topic_filter: str) -> bool:
+    """Whether the ACL lets `user` read everything `topic_filter` asks for."""
+    granted = rules.get(user, [])
+    if any(access == "deny" and filter_within(topic_filter, p) for access, p in granted):
+        return False
+    return any(access in ("read", "readwrite") and filter_within(topic_filter, p) for access, p in granted)

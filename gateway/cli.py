@@ -71,6 +71,13 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         store.close()
         raise VenueError(f"{args.venue}: {e}") from e
     watcher = VenueWatcher(args.venue, gw.reload, args.watch_interval, site=venue.site, counters=gw.counters)
+    broker_log = None
+    if args.broker_log is not None:
+        from .broker_access import acl_text
+        from .broker_log import BrokerLogFollower
+
+        # The ACL is written from the venue (provisioning keeps the file so): the one in force is the venue's.
+        broker_log = BrokerLogFollower(args.broker_log, gw.counters, lambda: acl_text(gw.venue))
     signal.signal(signal.SIGHUP, lambda _sig, _frame: watcher.trigger())
     web = None
     if args.http != "off":
@@ -85,6 +92,8 @@ def cmd_gateway(args: argparse.Namespace) -> int:
                         args.db)
 
     def start() -> None:
+        if broker_log is not None:
+            broker_log.start()  # first: a refused login while the gateway connects is counted too
         gw.start()
         integrations.start()  # after the broker link is up: Home Assistant's configs are published at once
         watcher.start(poll=args.watch)
@@ -97,6 +106,8 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         watcher.stop()
         gw.stop()
         integrations.stop()
+        if broker_log is not None:
+            broker_log.stop()
         store.close()
 
     return serve(start, stop)
@@ -205,6 +216,80 @@ def cmd_sign(args: argparse.Namespace) -> int:
     return 0
 
 
+def broker_dir(args: argparse.Namespace) -> Path:
+    """--out, or broker/ beside the venue file: where `device provision` keeps the logins by default."""
+    return Path(args.out) if args.out is not None else args.venue.parent / "broker"
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    """`redbutton broker ...`: the venue's mosquitto config, certificates and service passwords.
+    Every failure is one line and exit status 2."""
+    from .broker_access import BrokerAccessError
+    from .broker_config import BrokerConfigError
+    from .tls import TlsError
+
+    try:
+        for line in BROKER_COMMANDS[args.broker_command](args):
+            print(line)
+        return 0
+    except (BrokerConfigError, TlsError, BrokerAccessError) as e:
+        raise VenueError(str(e)) from e
+    except OSError as e:
+        raise VenueError(f"{e.filename}: {e.strerror}" if e.filename else str(e)) from e
+
+
+def broker_config(args: argparse.Namespace) -> list[str]:
+    from .broker_config import VenueBroker, default_user, report, write_venue_broker
+
+    opts = VenueBroker(load_venue(args.venue), args.venue, broker_dir(args), args.host, args.port, args.bind,
+                       args.plain_port, args.demo, args.user or default_user(), args.audit)
+    return report(opts, write_venue_broker(opts))
+
+
+def broker_rotate_cert(args: argparse.Namespace) -> list[str]:
+    from .tls import BrokerTls, broker_hosts, issue_broker_cert, not_after
+
+    out = broker_dir(args)
+    hosts = args.host or broker_hosts(BrokerTls.in_folder(out))
+    files = issue_broker_cert(out, load_venue(args.venue).site, hosts)
+    return [f"{files.cert}: a new key and certificate from the same venue CA, for {', '.join(hosts)}, until "
+            f"{not_after(files.cert):%Y-%m-%d}; devices need nothing new",
+            "next: reload mosquitto (systemctl reload mosquitto): it reads the certificate again"]
+
+
+def broker_rotate_ca(args: argparse.Namespace) -> list[str]:
+    from .tls import BrokerTls, broker_hosts, finish_ca_rotation, rotate_ca
+
+    out = broker_dir(args)
+    if args.finish:
+        finish_ca_rotation(out)
+        return [f"{out}: the broker no longer sends the cross certificate; a device with the old ca.der is refused",
+                "next: reload mosquitto (systemctl reload mosquitto)"]
+    files = rotate_ca(out, load_venue(args.venue).site, args.host or broker_hosts(BrokerTls.in_folder(out)))
+    return [f"{files.ca_der}: a new venue CA; the broker's certificate is issued from it and sent with the cross "
+            "certificate, so devices with the old or the new ca.der both get in",
+            "next: reload mosquitto; re-provision every device (its network file's broker_ca names the new ca.der); "
+            "then `redbutton broker rotate-ca --finish`"]
+
+
+def broker_rotate_password(args: argparse.Namespace) -> list[str]:
+    from .broker_access import SERVICE_USERS, BrokerAccess, new_password, write_private
+
+    if args.user not in SERVICE_USERS:
+        raise VenueError(f"{args.user}: only the service users ({', '.join(SERVICE_USERS)}) are rotated here; a "
+                         f"device's password is on its board: `redbutton device provision --replace {args.user}`")
+    access = BrokerAccess(broker_dir(args))
+    password = new_password()
+    access.set_password(args.user, password)
+    write_private(access.password_file(args.user), (password + "\n").encode())
+    return [f"{args.user}: a new broker password, in {access.password_file(args.user)}",
+            f"next: reload mosquitto, then restart the {args.user} (it reads the file at start)"]
+
+
+BROKER_COMMANDS = {"config": broker_config, "rotate-cert": broker_rotate_cert, "rotate-ca": broker_rotate_ca,
+                   "rotate-password": broker_rotate_password}
+
+
 def positive_seconds(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -242,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the dashboard and API listen (default 127.0.0.1:8080), or off")
     g.add_argument("--secure-cookies", action="store_true",
                    help="mark session cookies Secure: set when the dashboard is served over HTTPS (a proxy)")
+    g.add_argument("--broker-log", type=Path, metavar="PATH",
+                   help="mosquitto's log file (log_dest file): logins it refused, publishes its ACL denied and TLS "
+                        "failures become log lines and counters (/metrics); see docs/security.md")
     g.set_defaults(func=cmd_gateway)
 
     a = sub.add_parser("account", help="dashboard accounts").add_subparsers(dest="account_command", required=True)
@@ -266,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     br.add_argument("--baud", type=int, default=115200, help="baud rate for a USB-UART base station (default 115200)")
     br.set_defaults(func=cmd_bridge)
 
+    add_broker_commands(sub)
+
     v = sub.add_parser("venue", help="venue file tools").add_subparsers(dest="venue_command", required=True)
     vc = v.add_parser("check", help="validate a venue file")
     vc.add_argument("file", type=Path)
@@ -284,6 +374,57 @@ def build_parser() -> argparse.ArgumentParser:
     for ep in entry_points(group="redbutton.commands"):
         ep.load()(sub)
     return p
+
+
+def port_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"expected a port number (1-65535), got {text!r}")
+    return value
+
+
+def add_broker_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    b = sub.add_parser("broker", help="the venue's mosquitto: config, certificates, service passwords",
+                       description="The venue's broker, made from the venue file (docs/security.md).")
+    commands = b.add_subparsers(dest="broker_command", required=True, metavar="COMMAND")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = commands.add_parser(name, help=text, description=text)
+        p.add_argument("--venue", required=True, type=Path)
+        p.add_argument("--out", type=Path, metavar="DIR",
+                       help="the broker's folder (default: broker/ beside the venue file, as for device provision)")
+        p.set_defaults(func=cmd_broker)
+        return p
+
+    c = command("config", "write mosquitto.conf, the logins, the ACL and the venue CA; keeps what exists")
+    c.add_argument("--host", action="append", default=[], metavar="NAME_OR_IP",
+                   help="a name or address devices reach the broker by, for its certificate (repeat for each); "
+                        "needed when the certificate is made")
+    c.add_argument("--port", type=port_number, default=8883, help="the TLS listener for devices (default 8883)")
+    c.add_argument("--bind", metavar="ADDRESS", help="the TLS listener's address (default: every interface)")
+    c.add_argument("--plain-port", type=port_number, metavar="PORT",
+                   help="also a plain listener on 127.0.0.1, for this host's gateway and bridge (e.g. 1883)")
+    c.add_argument("--user", help="the account mosquitto runs as (default: yours; as root, mosquitto)")
+    c.add_argument("--demo", action="store_true",
+                   help="let anonymous clients in: for a demo only, never on a venue's network")
+    c.add_argument("--audit", action=argparse.BooleanOptionalAction, default=True,
+                   help="log at debug level, the only one where mosquitto names denied publishes (default on)")
+
+    r = command("rotate-cert", "a new broker key and certificate from the same venue CA (devices need nothing)")
+    r.add_argument("--host", action="append", default=[], metavar="NAME_OR_IP",
+                   help="the names and addresses for the certificate (default: those of the current one)")
+
+    a = command("rotate-ca", "a new venue CA, cross-signed by the old one so every device keeps connecting")
+    a.add_argument("--host", action="append", default=[], metavar="NAME_OR_IP",
+                   help="the names and addresses for the certificate (default: those of the current one)")
+    a.add_argument("--finish", action="store_true",
+                   help="every device has the new ca.der: stop trusting the old CA")
+
+    w = command("rotate-password", "a new broker password for the gateway or the bridge")
+    w.add_argument("user", help="gateway or bridge")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
