@@ -299,7 +299,7 @@ def parse_venue_with(r: _Reader, doc: dict[str, Any]) -> Venue:
         sid = r.ident(row, "id", where)
         zone_ids = r.get(row, "zones", list, where)
         for z in zone_ids:
-            if z not in zones:
+            if not isinstance(z, str) or z not in zones:
                 raise r.fail(f"{where}.zones", f"zone {z!r} is not in [[zones]]")
         staff[sid] = Staff(sid, r.get(row, "name", str, where, sid), device_of_role(row, "pager", where, PAGER),
                            tuple(zone_ids), _short_id(r, r.get(row, "role", str, where, "server"), f"{where}.role"),
@@ -416,7 +416,10 @@ def _rules(r: _Reader, doc: dict[str, Any], recovery: dict[str, Any], roles: set
     sup = r.get(doc, "supervision", dict, "", {})
     managers = r.get(noise, "manager_roles", list, "noise", list(base.manager_roles))
     for i, role in enumerate(managers):
-        if role not in roles:
+        if not isinstance(role, str) or role not in roles:
+            if "manager_roles" not in noise:  # the default: name what the file lacks, not a key it lacks
+                raise r.fail("noise.manager_roles", f"not set, and no staff has the default role {role!r}: give "
+                             "someone that role, or set it to roles the venue has")
             raise r.fail(f"noise.manager_roles[{i}]", f"no staff has role {role!r}")
     quiet = r.get(noise, "quiet_kinds", list, "noise", list(base.quiet_kinds))
 
@@ -533,9 +536,51 @@ def _check_url(r: _Reader, url: str, where: str) -> None:
 def load_venue(path: str | Path) -> Venue:
     p = Path(path)
     try:
-        doc = tomllib.loads(p.read_text())
+        data = p.read_bytes()
     except OSError as e:
         raise VenueError(f"{p}: cannot read: {e.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line, column = _line_column(data[:e.start].decode("utf-8", "replace"))
+        raise VenueError(f"{p}: not UTF-8 text: byte 0x{data[e.start]:02x} (at line {line}, column {column}); "
+                         "TOML files are UTF-8") from None
+    try:
+        doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise VenueError(f"{p}: not valid TOML: {e}") from None
+    except RecursionError:  # tomllib recurses once per level of nested arrays and inline tables
+        raise VenueError(f"{p}: not valid TOML for a venue: arrays or tables nested too deeply "
+                         f"(at line {_deepest_line(text)})") from None
     return parse_venue(doc, str(p))
+
+
+def _line_column(before: str) -> tuple[int, int]:
+    """Line and column (from 1) of the character after `before`."""
+    return before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+
+
+def _deepest_line(text: str) -> int:
+    """The line where brackets and braces nest deepest (quotes and comments roughly skipped): where
+    to look when a file is nested too deeply to parse."""
+    depth = deepest = 0
+    line = at = 1
+    quote = ""
+    for i, c in enumerate(text):
+        if c == "\n":
+            line += 1
+            quote = ""  # (a multi-line string is not followed: the answer is rough anyway)
+        elif quote:
+            if c == quote[0] and text[i - 1] != "\\":
+                quote = ""
+        elif c in "\"'":
+            quote = c
+        elif c == "#":
+            quote = "#"  # a comment runs to the end of the line
+        elif c in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest, at = depth, line
+        elif c in "]}":
+            depth -= 1
+    return at

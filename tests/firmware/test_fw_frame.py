@@ -167,6 +167,20 @@ def test_frame_whose_first_code_byte_is_a_newline():
     assert frame.Decoder().feed(b"log line\n" + enc) == [(frame.LOG, None, "log line"), item]
 
 
+def test_blank_line_before_a_frame_costs_nothing():
+    # A "\n" alone cannot be told from a COBS code byte 10 until the delimiter; the CRC decides.
+    item = (frame.UP, MAC, b"after a blank line")
+    tens = (frame.UP, b"\x01\x02\x03\x04\x05\x06", b"\x07\x08\x00\x09")  # code byte 10
+    assert frame.encode(*tens)[0] == 10
+    for before in (b"\n", b"line\n\n", b"line\n\n\n", frame.encode(*item) + b"\n"):
+        for it in (item, tens):
+            d = frame.Decoder()
+            assert frames_of(d.feed(before + frame.encode(*it)))[-1] == it
+            assert d.errors == {}
+    biggest = (frame.DOWN, bytes(6), bytes(frame.MAX_DATA))
+    assert frame.Decoder().feed(b"\n" + frame.encode(*biggest)) == [biggest]
+
+
 def test_oversized_frame_dropped_and_counted():
     d = frame.Decoder()
     blob = b"\x01\xfe" * frame.MAX_ENCODED + b"\x00"

@@ -222,7 +222,12 @@ def _load_object(payload):
     if len(payload) > MAX_PAYLOAD:
         raise ProtocolError(OVERSIZED, "%d bytes" % len(payload))
     try:
-        obj = json.loads(payload)
+        # UTF-8 first: given bytes, CPython's json would also read UTF-16 and UTF-32 (MicroPython's not)
+        text = payload if isinstance(payload, str) else payload.decode()
+    except UnicodeError:
+        raise ProtocolError(MALFORMED, "not UTF-8")
+    try:
+        obj = json.loads(text)
     except (ValueError, UnicodeError):  # MicroPython raises ValueError for bad JSON and bad UTF-8
         raise ProtocolError(MALFORMED, "not JSON")
     if not isinstance(obj, dict):

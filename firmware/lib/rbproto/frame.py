@@ -8,7 +8,9 @@
 # No 0x00 goes *before* a frame: with one there, a flipped delimiter (0x00 -> 0x01) would decode
 # as the frame plus a trailing zero byte, which CRC-16/CCITT-FALSE (no final xor) always accepts.
 # Without it, noise right before a frame costs that one frame; log lines end in "\n" (print), and
-# a line is handed out at its "\n", so text never runs into the frame after it.
+# a line is handed out at its "\n", so text never runs into the frame after it. A blank line (a
+# "\n" alone) cannot be told from a frame's first COBS code byte 10 until the frame's end: there
+# the CRC decides which it was.
 # MicroPython subset: the base station firmware and gateway/serial_bridge.py share this file.
 
 UP = 1  # base -> host: an ESP-NOW packet received from MAC
@@ -69,10 +71,10 @@ def cobs_encode(data):
     return out
 
 
-def cobs_decode_into(buf, n):
-    """Undo COBS on buf[:n] in place (the output is never longer than the input); the decoded
-    length, or -1 when the chain of block lengths is broken."""
-    i = 0
+def cobs_decode_into(buf, n, start=0):
+    """Undo COBS on buf[start:n] in place, the output from buf[0] on (it is never longer than the
+    input); the decoded length, or -1 when the chain of block lengths is broken."""
+    i = start
     o = 0
     while i < n:
         code = buf[i]
@@ -86,6 +88,30 @@ def cobs_decode_into(buf, n):
             buf[o] = 0
             o += 1
     return o
+
+
+def cobs_crc(buf, start, n):
+    """(CRC-16 of what buf[start:n] COBS-decodes to, its length), or (-1, 0) when the chain is
+    broken; buf is left as it is. A body followed by its own CRC (big-endian) gives 0."""
+    mv = memoryview(buf)
+    i = start
+    crc = 0xFFFF
+    m = 0
+    while i < n:
+        code = buf[i]
+        end = i + code
+        if code == 0 or end > n:
+            return -1, 0
+        crc = crc16(mv[i + 1:end], crc)
+        m += code - 1
+        i = end
+        if code < 0xFF and i < n:
+            crc = crc16(_ZERO, crc)
+            m += 1
+    return crc, m
+
+
+_ZERO = b"\x00"
 
 
 def encode(kind, mac, data):
@@ -112,7 +138,7 @@ def hexmac(mac):
 
 class Decoder:
     """Splits a serial byte stream into frames and log lines, in order; memory is one buffer of
-    MAX_ENCODED bytes.
+    MAX_ENCODED + 1 bytes.
 
     Between two 0x00 delimiters the bytes are a frame if COBS, length and CRC check out, or log
     text if every byte is printable. A text line is handed out as soon as its "\\n" arrives (the
@@ -121,7 +147,7 @@ class Decoder:
     dropped; decoding always starts afresh after the next 0x00."""
 
     def __init__(self):
-        self._buf = bytearray(MAX_ENCODED)
+        self._buf = bytearray(MAX_ENCODED + 1)  # + a newline that may come first (see _frame)
         self._n = 0
         self._text = True  # every byte of the current stretch so far is printable
         self._skip = False  # the stretch overflowed: drop everything up to the next 0x00
@@ -154,10 +180,12 @@ class Decoder:
             if self._skip:
                 continue
             if b == 10 and self._text and self._n:
+                if self._n == 1 and buf[0] == 10:
+                    continue  # blank lines: one newline is kept, it may be a frame's first byte
                 self._line(out)
                 self._n = 0
                 continue
-            if self._n == len(buf):
+            if self._n >= MAX_ENCODED and (buf[0] != 10 or self._n > MAX_ENCODED):  # the newline: one more
                 if self._text:  # a log line longer than a frame: hand out what there is
                     self._line(out)
                     self._n = 0
@@ -173,7 +201,15 @@ class Decoder:
 
     def _frame(self, out):
         buf = self._buf
-        m = cobs_decode_into(buf, self._n)
+        start = 0
+        if buf[0] == 10 and self._n > 1:
+            # A newline first: either the COBS code byte 10, or a blank log line ("\n" alone, which
+            # the text rule keeps because it cannot tell the two apart) before a frame. The reading
+            # whose CRC checks out wins; the blank line is the fallback.
+            crc, m = cobs_crc(buf, 0, self._n)
+            if crc != 0 or m < HEAD + 2:
+                start = 1
+        m = cobs_decode_into(buf, self._n, start)
         if m < HEAD + 2:
             self._count(GARBAGE)
             return
