@@ -2,27 +2,43 @@
 
 Device faults go through the virtual boards' hooks (radio out, latency, loss, clock skew, flat cell,
 reboot, death). Broker faults stop and start the real mosquitto on its port (persistence on, as the
-venue runs it). The gateway runs as a real `redbutton gateway` process, so a crash is a real
-SIGKILL: whatever it had not committed to SQLite is gone, as it would be on the venue's host."""
+venue runs it), or kill it (SIGKILL: what it had not saved to its persistence file is gone). The
+gateway runs as a real `redbutton gateway` process, so a crash is a real SIGKILL: whatever it had
+not committed to SQLite is gone, as it would be on the venue's host. A full disk is a real one for
+that process: its file-size limit (RLIMIT_FSIZE) is lowered from outside, so SQLite's next write
+fails with EFBIG (CPython ignores SIGXFSZ) as it would with ENOSPC. A flooding device is a rogue
+client with a real device's key, publishing signed presses and garbage as fast as it can."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import resource
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+import rbproto
 from gateway.broker import Mosquitto
+from gateway.venue import Venue
 
 from .devices import VirtualButton, VirtualDevice
 from .venue_sim import SimulatedVenue
 
 READY = "up (command epoch"  # the gateway's log line once it listens and its timers are restored
+_UP = re.compile(r"up \(command epoch (\d+), (\d+) timers restored\)")
+_DASHBOARD = re.compile(r"dashboard on (http://\S+)")
+FULL_DISK_BYTES = 1  # RLIMIT_FSIZE while "full": no file of the process may grow past its first byte
 
 
 class GatewayProcess:
@@ -40,6 +56,7 @@ class GatewayProcess:
         self.proc: subprocess.Popen[str] | None = None
         self.reader: threading.Thread | None = None
         self._ready = threading.Event()
+        self._fsize: int | None = None  # the file-size limit before disk_full()
 
     def start(self, timeout: float = 15.0) -> None:
         self._ready.clear()
@@ -70,6 +87,65 @@ class GatewayProcess:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
 
+    def _last(self, pattern: re.Pattern[str]) -> re.Match[str] | None:
+        for record in reversed(self.records):
+            found = pattern.search(str(record.get("msg", "")))
+            if found:
+                return found
+        return None
+
+    @property
+    def epoch(self) -> int:
+        """The command epoch of the latest start (its READY line)."""
+        found = self._last(_UP)
+        if found is None:
+            raise RuntimeError("the gateway has not said it is up")
+        return int(found.group(1))
+
+    @property
+    def restored(self) -> int:
+        """How many timers the latest start restored from the store."""
+        found = self._last(_UP)
+        if found is None:
+            raise RuntimeError("the gateway has not said it is up")
+        return int(found.group(2))
+
+    def http_url(self, timeout: float = 10.0) -> str:
+        """The dashboard's address (--http 127.0.0.1:0 picks a free port, the log names it)."""
+        deadline = time.monotonic() + timeout
+        while (found := self._last(_DASHBOARD)) is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the gateway named no dashboard address within {timeout} s")
+            time.sleep(0.02)
+        return found.group(1)
+
+    def metrics(self) -> dict[str, float]:
+        """The gateway's /metrics as {name{labels}: value}, comments left out."""
+        with urllib.request.urlopen(self.http_url() + "/metrics", timeout=10) as r:
+            text = r.read().decode()
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                out[name] = float(value)
+        return out
+
+    def disk_full(self) -> None:
+        """From now on every write that would grow one of the process's files fails (EFBIG), as on a
+        disk with no room left; what is already on disk stays readable."""
+        assert self.proc is not None
+        soft, hard = resource.prlimit(self.proc.pid, resource.RLIMIT_FSIZE)
+        if self._fsize is None:
+            self._fsize = soft
+        resource.prlimit(self.proc.pid, resource.RLIMIT_FSIZE, (FULL_DISK_BYTES, hard))
+
+    def disk_room(self) -> None:
+        """The disk has room again: the file-size limit back to what it was."""
+        assert self.proc is not None
+        _soft, hard = resource.prlimit(self.proc.pid, resource.RLIMIT_FSIZE)
+        resource.prlimit(self.proc.pid, resource.RLIMIT_FSIZE, (hard if self._fsize is None else self._fsize, hard))
+        self._fsize = None
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
@@ -79,6 +155,54 @@ class GatewayProcess:
                 self.kill()
         if self.reader is not None:
             self.reader.join(5)
+
+
+def kill_broker(broker: Mosquitto) -> None:
+    """SIGKILL mosquitto: no persistence file written, so its sessions, subscriptions, retained
+    messages and queues since it last saved are gone; start() brings it back on the same port."""
+    if broker.proc is not None and broker.proc.poll() is None:
+        broker.proc.kill()
+        broker.proc.wait(10)
+    broker.stop()  # reaps what is left of the process
+
+
+class Flooder:
+    """A rogue client holding a real device's key (a stolen or broken button): publishes signed
+    presses as fast as paho takes them, and with them garbage: a random payload, a body changed
+    after signing, an oversized one, and a replay of a press already sent."""
+
+    def __init__(self, venue: Venue, device: str, broker: tuple[str, int], epoch: int) -> None:
+        self.venue, self.device, self.epoch = venue, device, epoch
+        self.key = venue.devices[device].key
+        self.published = 0
+        self.garbage = 0
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"rogue-{device}-{os.getpid()}",
+                                  protocol=mqtt.MQTTv311)
+        self.client.max_inflight_messages_set(0)  # no limit: as fast as the broker takes them
+        self.client.connect(*broker)
+        self.client.loop_start()
+
+    def flood(self, presses: int, garbage_every: int = 0) -> list[mqtt.MQTTMessageInfo]:
+        """Publish `presses` signed presses (seq 1..n of its epoch) and, every `garbage_every`
+        presses, one of each kind of garbage; -> the presses' publish infos (wait on them for
+        the broker's PUBACK)."""
+        infos = []
+        for seq in range(1, presses + 1):
+            body: dict[str, int | str] = {"ep": self.epoch, "seq": seq, "ts": int(time.time()), "kind": "complaint",
+                                          "bat": 3900}
+            topic, payload = rbproto.encode(self.key, self.venue.site, self.device, "press", body)
+            infos.append(self.client.publish(topic, payload, qos=1))
+            if garbage_every and seq % garbage_every == 0:
+                for junk in (os.urandom(64), payload.replace(b'"complaint"', b'"compliment"'),
+                             b"{" + b" " * (rbproto.MAX_PAYLOAD * 4) + b"}", payload):
+                    self.client.publish(topic, junk, qos=1)
+                    self.garbage += 1
+        self.published += presses
+        return infos
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
 
 
 class Plant:
@@ -169,6 +293,11 @@ def _broker_stop(p: Plant, _a: dict[str, Any]) -> str:
     return "broker stopped"
 
 
+def _broker_kill(p: Plant, _a: dict[str, Any]) -> str:
+    kill_broker(p._need_broker())
+    return "broker killed (SIGKILL)"
+
+
 def _broker_start(p: Plant, _a: dict[str, Any]) -> str:
     p._need_broker().start()
     return "broker started on the same port"
@@ -185,8 +314,19 @@ def _gateway_start(p: Plant, _a: dict[str, Any]) -> str:
     return f"gateway restarted, up in {time.monotonic() - t0:.2f} s"
 
 
+def _disk_full(p: Plant, _a: dict[str, Any]) -> str:
+    p._need_gateway().disk_full()
+    return "the gateway's disk is full"
+
+
+def _disk_room(p: Plant, _a: dict[str, Any]) -> str:
+    p._need_gateway().disk_room()
+    return "the gateway's disk has room again"
+
+
 FAULTS: dict[str, Callable[[Plant, dict[str, Any]], str]] = {
     "link": _link, "delay": _delay, "loss": _loss, "skew": _skew, "battery": _battery, "reboot": _reboot,
-    "power_off": _power_off, "broker_stop": _broker_stop, "broker_start": _broker_start,
-    "gateway_kill": _gateway_kill, "gateway_start": _gateway_start,
+    "power_off": _power_off, "broker_stop": _broker_stop, "broker_kill": _broker_kill, "broker_start": _broker_start,
+    "gateway_kill": _gateway_kill, "gateway_start": _gateway_start, "disk_full": _disk_full,
+    "disk_room": _disk_room,
 }

@@ -58,6 +58,10 @@ import device  # noqa: E402  (the firmware's Messenger: importable once the firm
 log = logging.getLogger("redbutton.load")
 
 KEEPALIVE_S = 60
+# After a lost connection a light device connects again after these pauses, as the firmware's MQTT
+# link does (firmware/lib/mqtt_link.py _BACKOFF_MS), each +-20 % so a venue does not come back in
+# one millisecond; the last one repeats.
+RECONNECT_S = (0.5, 1.0, 2.0, 5.0, 10.0)
 MISC_EVERY_S = 1.0  # paho's keepalive bookkeeping (loop_misc) for every client, this often
 PROBE_EVERY_S = 0.05  # baseline round trips: 20 a second while the presses run
 BATTERY_MV = 3900
@@ -171,11 +175,14 @@ class Tally:
 
 
 class _Clock:
-    """The wall clock a Messenger stamps events with (the board's RTC, set by NTP)."""
+    """The wall clock a Messenger stamps events with (the board's RTC, set by NTP); `skew_s` sets it
+    off, as a board whose RTC drifted or was set wrong (fault injection)."""
 
-    @staticmethod
-    def epoch_s() -> int:
-        return int(time.time())
+    def __init__(self) -> None:
+        self.skew_s = 0.0
+
+    def epoch_s(self) -> int:
+        return int(time.time() + self.skew_s)
 
 
 # ---- the selector threads -----------------------------------------------------------------------
@@ -318,8 +325,11 @@ class LightDevice:
         self.tally = tally
         self.broker = broker
         cfg = {"site": venue.site, "device": dev_id, "key": venue.devices[dev_id].key.hex()}
-        self.msgr = device.Messenger(cfg, epoch, _Clock(), None, log=self._dropped)
+        self.clock = _Clock()
+        self.msgr = device.Messenger(cfg, epoch, self.clock, None, log=self._dropped)
         self.configured = False
+        self.closing = False  # set before a wanted disconnect: no reconnect then
+        self._fails = 0
         self.cv = 0
         self.settings: dict[str, Any] = {}
         self.up_since = time.monotonic()
@@ -340,6 +350,26 @@ class LightDevice:
             self.tally.inc("connect_errors")
             log.warning("%s could not connect: %s", self.id, e)
 
+    def _reconnect_later(self) -> None:
+        if self.closing:
+            return
+        pause = RECONNECT_S[min(self._fails, len(RECONNECT_S) - 1)] * self.worker.rng.uniform(0.8, 1.2)
+        self._fails += 1
+        self.worker.at(time.perf_counter() + pause, self._reconnect)
+
+    def _reconnect(self) -> None:
+        """On the worker's thread: a new connection; paho sends again what the broker had not
+        acknowledged (its QoS 1 messages in flight and those published while disconnected)."""
+        if self.closing or self.client.is_connected():
+            return
+        try:
+            self.client.reconnect()
+        except OSError:
+            self.tally.inc("reconnect_failed")
+            self._reconnect_later()  # the broker is not back yet
+            return
+        self.tally.inc("reconnects")
+
     def _dropped(self, line: str) -> None:
         self.tally.inc("device_drops")
         log.warning("%s %s", self.id, line)
@@ -348,12 +378,15 @@ class LightDevice:
         if reason.is_failure:
             self.tally.inc("connect_refused")
             return
+        self._fails = 0
         c.subscribe(rbproto.commands_filter(self.msgr.site, self.id), qos=1)
         topic, online = self.msgr.status(rbproto.ONLINE)
         c.publish(topic, online, qos=1, retain=True)
 
     def _on_disconnect(self, *_args: Any) -> None:
+        """The broker went away (or the run ends): connect again, as the firmware does."""
         self.tally.inc("disconnects")
+        self._reconnect_later()
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _reason: ReasonCode, _p: Any) -> None:
         pass
@@ -386,22 +419,67 @@ class LightDevice:
 
 
 class LightButton(LightDevice):
-    """Presses a short press (the venue's gesture map says what kind that is) and keeps the feedback."""
+    """Presses a short press (the venue's gesture map says what kind that is) and keeps the feedback.
+
+    With `resend_s` set it also does what the firmware's button does with a press the gateway has
+    not answered within DELIVER_TIMEOUT_MS: send the same press (same number, same time) again, so
+    a press the broker acknowledged and then lost (killed before it handed it on) still arrives.
+    The firmware keeps only its last press for that; a light button keeps every unanswered one, so
+    a run's ground truth covers every press. A feedback does not say which press it answers, and
+    the gateway also sends one of its own when the incident changes (acknowledged, resolved): a
+    feedback counts as an answer when its incident is new to the button (a press opened it) or the
+    button has had that incident in that state before (a repeat is not a change); the unanswered
+    presses count as answered once as many answers have come as there are of them, counted from the
+    last time they were sent (the gateway answers every press it handles, a repeat included, once).
+    An answer taken for a change only delays the count: the presses are sent again and answered
+    again."""
+
+    resend_s: float | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._mids: dict[int, int] = {}
+        self._unanswered: dict[int, tuple[str, bytes]] = {}  # seq -> (topic, payload), oldest first
+        self._answers = 0  # feedbacks since the unanswered presses were last sent
+        self._sent_at = 0.0
+        self._check_armed = False
+        self._states: dict[int, set[str]] = {}  # incident -> the states its feedbacks have said
 
     @property
     def kind(self) -> str:
         gestures = dict(g.split("=", 1) for g in str(self.settings.get("gest", "")).split(",") if "=" in g)
         return gestures.get("short", "complaint")
 
+    @property
+    def unanswered(self) -> int:
+        return len(self._unanswered)
+
     def press(self) -> None:
         at = time.perf_counter()
-        seq, info = self.send("press", {"kind": self.kind, "bat": BATTERY_MV})
+        seq, topic, payload = self.msgr.sign("press", {"kind": self.kind, "bat": BATTERY_MV})
+        info = self.client.publish(topic, payload, qos=1)
         self._mids[info.mid] = seq
         self.tally.press((self.id, self.msgr.epoch, seq), at)
+        if self.resend_s:
+            self._unanswered[seq] = (topic, payload)
+            self._answers, self._sent_at = 0, at
+            if not self._check_armed:
+                self._check_armed = True
+                self.worker.at(at + self.resend_s, self._check)
+
+    def _check(self) -> None:
+        """Unanswered for resend_s since they were last sent: send them all again, oldest first."""
+        self._check_armed = False
+        if not self._unanswered or self.resend_s is None:
+            return
+        now = time.perf_counter()
+        if now - self._sent_at >= self.resend_s:
+            for topic, payload in self._unanswered.values():
+                self.client.publish(topic, payload, qos=1)
+                self.tally.inc("presses_resent")
+            self._answers, self._sent_at = 0, now
+        self._check_armed = True
+        self.worker.at(self._sent_at + self.resend_s, self._check)
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
         if self._mids.pop(mid, None) is not None:
@@ -409,7 +487,17 @@ class LightButton(LightDevice):
 
     def on_command(self, msg: Any, at: float) -> None:
         if msg.mtype == "feedback":
-            self.tally.answer(self.id, msg.body["inc"], at)
+            inc, state = msg.body["inc"], msg.body["state"]
+            self.tally.answer(self.id, inc, at)
+            if not self.resend_s:
+                return
+            seen = self._states.setdefault(inc, set())
+            answer = not seen or state in seen
+            seen.add(state)
+            if answer and self._unanswered:
+                self._answers += 1
+                if self._answers >= len(self._unanswered):
+                    self._unanswered.clear()
 
 
 class LightPager(LightDevice):
@@ -504,6 +592,7 @@ class Options:
     drain_s: float = 30.0  # after the last press: how long to wait for the gateway to catch up
     connect_s: float = 60.0
     seed: int = 1
+    resend_s: float | None = None  # a press unanswered this long is sent again (the firmware: 5 s); None: never
 
 
 @dataclass
@@ -624,19 +713,26 @@ class LoadRun:
         for i, dev in enumerate(sorted(venue.devices.values(), key=lambda d: d.id)):
             w = self.workers[i % len(self.workers)]
             if dev.role == BUTTON and dev.id in on_table:
-                self.buttons.append(LightButton(venue, dev.id, broker, self.epoch, w, self.tally, self.run_id))
+                b = LightButton(venue, dev.id, broker, self.epoch, w, self.tally, self.run_id)
+                b.resend_s = options.resend_s
+                self.buttons.append(b)
             elif dev.role == PAGER:
                 p = LightPager(venue, dev.id, broker, self.epoch, w, self.tally, self.run_id)
                 p.ack_after, p.resolve_after = options.ack_after, options.resolve_after
                 self.pagers.append(p)
         self.probe = Probe(broker, f"rbload/{venue.site}/{self.run_id}/probe", self.workers[0], self.workers[-1],
                            self.tally, self.run_id)
+        self.during: Callable[[LoadRun], None] | None = None
 
     @property
     def devices(self) -> list[LightDevice]:
         return [*self.buttons, *self.pagers]
 
-    def run(self, out: Callable[[str], None] = print) -> Report:
+    def run(self, out: Callable[[str], None] = print, during: Callable[[LoadRun], None] | None = None) -> Report:
+        """Connect every device, press for `seconds`, wait for everything to arrive; -> the figures.
+        `during(run)`, if given, is called once the presses have started (fault injection: kill the
+        broker, the gateway, fill the disk ...); the presses go on for `seconds` whatever it does."""
+        self.during = during
         raise_fd_limit(len(self.venue.devices) * 2 + 256)
         for w in self.workers:
             w.start()
@@ -644,6 +740,8 @@ class LoadRun:
             self._connect(out)
             return self._measure(out)
         finally:
+            for d in self.devices:
+                d.closing = True
             for w in self.workers:
                 w.call(w.disconnect_all)
             for w in self.workers:
@@ -690,6 +788,8 @@ class LoadRun:
                 w.call(partial(self._first_press, w, mine, rate, until))
         self.workers[0].call(lambda: self.probe.tick(until))
         out(f"pressing for {o.seconds:.0f} s at {o.rate:g} presses/s in total ...")
+        if self.during is not None:
+            self.during(self)
         time.sleep(max(0.0, until - time.perf_counter()))
         report = self._drain(out)
         report.wall_s = round(time.perf_counter() - start, 3)
@@ -700,22 +800,26 @@ class LoadRun:
     def _drain(self, out: Callable[[str], None]) -> Report:
         """Wait for every PUBACK, for the store to hold every press, for every answer and alert, or
         for the drain time to run out; then count."""
-        t = self.tally
         deadline = time.monotonic() + self.opts.drain_s
         buttons = {b.id for b in self.buttons}
         report = Report(len(self.buttons), len(self.pagers), self.opts.seconds, self.opts.rate)
         while True:
-            sent = t.get("presses_sent")
             recorded = recorded_presses(self.db_path, self.epoch, buttons) if self.db_path else None
             self._count(report, recorded)
-            done = (t.get("presses_published") == sent and report.answered == sent and report.alerted == sent
-                    and (recorded is None or len(recorded) >= sent))
+            done = self._drained(report, recorded)
             if done or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
         if not done:
             out(f"the drain ran out after {self.opts.drain_s:.0f} s: the figures below are what had arrived")
         return report
+
+    def _drained(self, r: Report, recorded: dict[tuple[str, int, int], int] | None) -> bool:
+        """Everything has arrived: every press acknowledged by the broker, recorded, answered on its
+        button and alerted on a pager."""
+        sent = r.presses_sent
+        return (r.presses_published == sent and r.answered == sent and r.alerted == sent
+                and (recorded is None or len(recorded) >= sent))
 
     def _count(self, r: Report, recorded: dict[tuple[str, int, int], int] | None) -> None:
         t = self.tally
