@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
@@ -64,6 +65,13 @@ class Publisher(Protocol):
     def stop(self) -> None: ...
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> object: ...
     def flush(self) -> None: ...
+
+
+def wire_text(text: str) -> str:
+    """Free text (a staff member's name) in what a device's screen and the wire take: printable
+    ASCII without quotes or backslashes, accents dropped (Zoë -> Zoe), at most MAX_STR characters."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in plain)[:rbproto.MAX_STR]
 
 
 def wait_s(inc: Incident, now: float) -> int:
@@ -627,7 +635,7 @@ class Gateway:
         if inc.origin in (PRESS, HELD):
             self._feedback(inc.button, inc.id, rbproto.ACKNOWLEDGED)
         for pager in self.store.close_pages(inc.id, "taken"):
-            self._send(pager, "alert_cancel", {"inc": inc.id, "why": f"taken by {name}"[:48]})
+            self._send(pager, "alert_cancel", {"inc": inc.id, "why": wire_text(f"taken by {name}")})
 
     # ---- actions from the dashboard -----------------------------------------------------------
 
@@ -655,7 +663,7 @@ class Gateway:
                 told.append(self.venue.staff[inc.responder].pager)
             for pager in told:
                 if pager != staff.pager:
-                    self._send(pager, "alert_cancel", {"inc": inc.id, "why": f"given to {staff.name}"[:48]})
+                    self._send(pager, "alert_cancel", {"inc": inc.id, "why": wire_text(f"given to {staff.name}")})
             if inc.state == incidents.ACKNOWLEDGED:
                 self.store.update(inc.id, responder=None)
                 inc = self._incident(inc.id)

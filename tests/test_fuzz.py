@@ -912,9 +912,6 @@ def test_venue_defects_found_by_fuzzing_are_named(change: Callable[[dict[str, An
     assert names in str(e.value)
 
 
-@pytest.mark.xfail(strict=True, reason="gateway/service.py (not this change's to edit) sends staff names in an "
-                   "alert_cancel's `why`, which the wire allows only printable ASCII without quotes; see the fuzzing "
-                   "report. Remove this mark when it is fixed.")
 def test_staff_name_outside_the_wire_alphabet_does_not_break_an_ack(tmp_path: Path) -> None:
     """Found by reading what the handler fuzz reaches: the pager that takes an incident another one
     was paged for makes the gateway tell the other "taken by <name>"; with a name like "Zoë" encode
