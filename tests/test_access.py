@@ -26,7 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client.parser import text_string_to_metric_families
 
 import rbproto
-from gateway.broker import Mosquitto, free_port
+from gateway.broker import BrokerError, Mosquitto, free_port
 from gateway.broker_access import BrokerAccess, acl_text, new_password
 from gateway.broker_config import VenueBroker, write_venue_broker
 from gateway.broker_log import DENIED_PUBLISH, DENIED_SUBSCRIBE, REFUSED_CONNECT, BrokerLogFollower
@@ -112,14 +112,20 @@ def site(tmp_path: Path, venue_doc: dict[str, Any], monkeypatch: pytest.MonkeyPa
     venue_file.write_text((ROOT / "examples" / "demo-venue.toml").read_text()
                           .replace('site = "demo"', f'site = "{venue_doc["site"]}"'))
     venue = load_venue(venue_file)
-    opts = VenueBroker(venue, venue_file, tmp_path / "broker", hosts=["127.0.0.1"], port=free_port(),
-                       bind="127.0.0.1", plain_port=free_port(), user=getpass.getuser())
-    written = write_venue_broker(opts)
-    access = BrokerAccess(opts.out)
     passwords = {dev: new_password() for dev in (A, B, PAGER)}
-    for dev, password in passwords.items():  # what `redbutton device provision` does for each board
-        access.set_password(dev, password)
-    broker = Mosquitto(config=written.conf, port=opts.plain_port, tls_port=opts.port).start()
+    for attempt in range(3):  # a free port can be taken by another test between its pick and the bind
+        opts = VenueBroker(venue, venue_file, tmp_path / "broker", hosts=["127.0.0.1"], port=free_port(),
+                           bind="127.0.0.1", plain_port=free_port(), user=getpass.getuser())
+        written = write_venue_broker(opts)
+        access = BrokerAccess(opts.out)
+        for dev, password in passwords.items():  # what `redbutton device provision` does for each board
+            access.set_password(dev, password)
+        try:
+            broker = Mosquitto(config=written.conf, port=opts.plain_port, tls_port=opts.port).start()
+            break
+        except BrokerError:
+            if attempt == 2:
+                raise
     monkeypatch.setenv(PASSWORD_FILE_ENV, str(access.password_file("gateway")))
     store = Store(tmp_path / "incidents.db")
     gw = Gateway(venue, store, f"mqtt://gateway@127.0.0.1:{opts.plain_port}")
