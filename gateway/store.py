@@ -11,7 +11,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Generator, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -386,45 +386,34 @@ class Store:
     @contextmanager
     def _tx(self) -> Iterator[_Tx]:
         """One transaction under the lock: all of it is stored, or none of it. The incident events
-        it made are told to the watchers after the commit, outside the lock. Inside batch() on the
-        same thread it is part of the batch's transaction instead."""
+        it made are told to the watchers after the commit, outside the lock. A store call this
+        thread makes while one is open (inside batch()) joins it instead."""
         held = self._batch
         if held is not None and self._batch_thread == threading.get_ident():
             yield held
             return
         with self._lock:
-            tx = yield from self._begin(hold=False)
+            tx = yield from self._begin()
         for e in tx.events:
             self._tell(e)
 
-    @contextmanager
-    def batch(self) -> Iterator[_Tx]:
+    def batch(self) -> AbstractContextManager[_Tx]:
         """Every store call this thread makes inside is one transaction, committed at the end: the
         gateway handles a message with one commit instead of one per statement group. An error
         that escapes rolls all of it back; one caught inside keeps the statements already run
         (SQLite), so callers only catch errors raised before anything is written. Reentrant."""
-        held = self._batch
-        if held is not None and self._batch_thread == threading.get_ident():
-            yield held
-            return
-        with self._lock:
-            tx = yield from self._begin(hold=True)
-        for e in tx.events:
-            self._tell(e)
+        return self._tx()
 
-    def _begin(self, hold: bool) -> Generator[_Tx, None, _Tx]:
+    def _begin(self) -> Generator[_Tx, None, _Tx]:
         if self._closed:
             raise StoreError(f"the store of {self.path} is closed")
         if self._conn is not None:
-            return (yield from self._sqlite_tx(self._conn, hold))
+            return (yield from self._sqlite_tx(self._conn))
         with self.engine.connect() as conn:
-            return (yield from self._pg_tx(conn, hold))
+            return (yield from self._pg_tx(conn))
 
-    def _held(self, tx: _Tx, hold: bool) -> Generator[_Tx, None, None]:
-        """Yield the transaction; while a batch holds it, other calls of this thread join it."""
-        if not hold:
-            yield tx
-            return
+    def _held(self, tx: _Tx) -> Generator[_Tx, None, None]:
+        """Yield the open transaction; until it ends, other store calls of this thread join it."""
         self._batch, self._batch_thread = tx, threading.get_ident()
         try:
             yield tx
@@ -438,24 +427,24 @@ class Store:
             except Exception:  # a watcher (dashboard, webhook) never stops the incident's own work
                 log.exception("incident event watcher %r failed on %s", watch, e)
 
-    def _sqlite_tx(self, conn: Connection, hold: bool) -> Generator[_Tx, None, _Tx]:
+    def _sqlite_tx(self, conn: Connection) -> Generator[_Tx, None, _Tx]:
         raw = _driver(conn)
         raw.execute("BEGIN")
         tx = _Tx(self, raw.cursor())
         try:
-            yield from self._held(tx, hold)
+            yield from self._held(tx)
         except BaseException:
             raw.rollback()
             raise
         self._commit(raw)
         return tx
 
-    def _pg_tx(self, conn: Connection, hold: bool) -> Generator[_Tx, None, _Tx]:
+    def _pg_tx(self, conn: Connection) -> Generator[_Tx, None, _Tx]:
         raw = _driver(conn)  # psycopg begins a transaction with the first statement
         try:
             with raw.cursor() as cursor:
                 tx = _Tx(self, cursor)
-                yield from self._held(tx, hold)
+                yield from self._held(tx)
         except BaseException:
             try:
                 raw.rollback()
