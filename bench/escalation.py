@@ -91,7 +91,7 @@ def escalate(broker_url: str, venue: Venue, store: Store, due: dict[int, float],
     holder.append(gw)
     if profile is not None:
         prof = profile
-        gw.scheduler.on_tick = lambda now: prof.runcall(gw.tick, now)
+        gw.scheduler.on_tick = lambda: prof.runcall(gw.tick)
     gw.start()
     started_s = time.perf_counter() - t0
     give_up = max(due.values()) + 30

@@ -33,7 +33,7 @@ def profiled(gw: Gateway, io: MqttIO, prefix: Path) -> list[Any]:
     """cProfile per thread; -> what to do at exit."""
     on_message, on_tick = cProfile.Profile(), cProfile.Profile()
     io.on_message = lambda topic, payload: on_message.runcall(gw.handle, topic, payload)
-    gw.scheduler.on_tick = lambda now: on_tick.runcall(gw.tick, now)
+    gw.scheduler.on_tick = lambda: on_tick.runcall(gw.tick)
     return [lambda: on_message.dump_stats(f"{prefix}.handle"), lambda: on_tick.dump_stats(f"{prefix}.tick")]
 
 
@@ -57,9 +57,9 @@ def timed(gw: Gateway, io: MqttIO, store: Store, out: Path) -> list[Any]:
             pressed[0] = 0.0
         return publish(topic, payload, retain)
 
-    def on_tick(now: float) -> None:
+    def on_tick() -> None:
         t0 = time.perf_counter()
-        gw.tick(now)
+        gw.tick()
         t["tick"].append(time.perf_counter() - t0)
 
     def on_commit(raw: Any) -> None:

@@ -23,10 +23,10 @@ IDLE_WAKE_S = 1.0  # the engine looks at least this often (device supervision ru
 
 
 class Scheduler:
-    """Runs `on_tick(now)` on its own thread as soon as the earliest deadline is due, and at least
+    """Runs `on_tick()` on its own thread as soon as the earliest deadline is due, and at least
     every IDLE_WAKE_S. Tests do not start it: they call the gateway's tick() with a manual clock."""
 
-    def __init__(self, clock: Clock, on_tick: Callable[[float], None]) -> None:
+    def __init__(self, clock: Clock, on_tick: Callable[[], None]) -> None:
         self.clock = clock
         self.on_tick = on_tick
         self._heap: list[tuple[float, int]] = []
@@ -53,6 +53,12 @@ class Scheduler:
                 out.append(heapq.heappop(self._heap)[1])
         return out
 
+    def shift(self, seconds: float) -> None:
+        """Move every entry: the wall clock jumped by `seconds` and the timers go with it."""
+        with self._cv:
+            self._heap = [(at + seconds, inc_id) for at, inc_id in self._heap]  # the order is unchanged
+            self._cv.notify()
+
     def next_at(self) -> float | None:
         with self._cv:
             return self._heap[0][0] if self._heap else None
@@ -70,7 +76,7 @@ class Scheduler:
 
     def _run(self) -> None:
         while self._wait_for_work():
-            self.on_tick(self.clock.now())
+            self.on_tick()
 
     def _wait_for_work(self) -> bool:
         """Sleep until the earliest deadline, at most IDLE_WAKE_S; False once stop() was called."""

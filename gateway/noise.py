@@ -25,6 +25,12 @@ class RateLimiter:
             times.popleft()
         return len(times) > self.limit
 
+    def shift(self, seconds: float) -> None:
+        """The wall clock jumped: the presses happened as long ago as before."""
+        for times in self._presses.values():
+            for i in range(len(times)):
+                times[i] += seconds
+
     def flagged(self, button: str, now: float) -> bool:
         times = self._presses.get(button, deque())
         return sum(1 for t in times if t > now - self.window_s) > self.limit

@@ -20,6 +20,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 import rbproto
 
 from . import incidents
+from .intake import FairIntake
 from .metrics import Counters
 from .store import Incident, IncidentEvent, Store
 from .supervision import Heard
@@ -53,6 +54,10 @@ PLAIN: dict[str, tuple[str, str]] = {
     "held": ("presses_held", "Presses held for a manager (a button pressed too often)."),
     "duplicates": ("presses_duplicate", "Presses delivered again and answered without a second incident."),
     "zone_alerts": ("zone_alerts", "Zones with too many complaints, alerted to a manager."),
+    "intake.slowed": ("devices_slowed", "Times a device sent faster than any real one and its messages waited "
+                      "their turn (a flood)."),
+    "intake.queued": ("messages_queued", "Messages of flooding devices that waited their turn."),
+    "clock.jumps": ("clock_jumps", "Jumps of the wall clock; timers and silence windows moved with them."),
 }
 # Which transition ends which step: (the incident's column it sets, the step in Incident.durations).
 STEPS: dict[str, tuple[str, str]] = {
@@ -78,6 +83,9 @@ class Source(Protocol):
     def store_error(self) -> str | None: ...
     @property
     def held(self) -> Mapping[tuple[str, bytes], float]: ...
+
+    @property
+    def intake(self) -> FairIntake: ...
 
 
 def metric_name(counter: str) -> str:
@@ -139,6 +147,8 @@ class _GatewayCollector:
                                 value=int(self.source.store_error is None))
         yield GaugeMetricFamily(f"{NAMESPACE}_messages_held", "Device messages held until the database takes "
                                 "writes again.", value=len(self.source.held))
+        yield GaugeMetricFamily(f"{NAMESPACE}_messages_waiting", "Messages of flooding devices waiting their "
+                                "turn.", value=self.source.intake.queued())
 
     def _active(self) -> Metric | None:
         try:

@@ -19,8 +19,9 @@ from sqlalchemy.exc import DBAPIError
 import rbproto
 
 from . import escalation, incidents, router, supervision
-from .clock import Clock, SystemClock
+from .clock import Clock, StepWatch, SystemClock
 from .escalation import Scheduler
+from .intake import FairIntake
 from .metrics import Counters
 from .mqtt_io import MqttIO
 from .noise import RateLimiter
@@ -99,6 +100,7 @@ class Gateway:
             if r.get("trouble") and r.get("trouble_incident") is not None}
         self.duty_toggles: dict[str, tuple[bool, float]] = store.duty_toggles()
         self.clock_offset: dict[str, float] = {}  # device -> our clock minus its clock, from heartbeats
+        self.steps = StepWatch()
         self.epoch = store.next_gateway_epoch(self.clock.now())
         self.started_at = self.clock.now()
         self.limiter = RateLimiter(venue.rules.rate_limit_presses, venue.rules.rate_limit_window_s)
@@ -113,7 +115,8 @@ class Gateway:
         self.held: dict[tuple[str, bytes], float] = {}  # messages the store refused, retried each tick
         self.store_error: str | None = None  # why the store refused the last write, while it does
         self.reload_listeners: list[Callable[[Venue], None]] = []  # integrations that follow the venue
-        self.io: Publisher = io or MqttIO(broker_url, venue.site, f"rb-gateway-{venue.site}", self.handle,
+        self.intake = FairIntake(self.handle, self.counters)
+        self.io: Publisher = io or MqttIO(broker_url, venue.site, f"rb-gateway-{venue.site}", self.receive,
                                           counters=self.counters)
         self._handlers: dict[str, Callable[[rbproto.Message], None]] = {
             "press": self.on_press,
@@ -124,6 +127,35 @@ class Gateway:
             "decline": self.on_decline,
             "resolve": self.on_resolve,
         }
+
+    def now(self) -> float:
+        """Wall time, for what is recorded. A jump of the wall clock against the monotonic one
+        first moves every timer and silence window with it, so they keep measuring real time: set
+        forward an hour, nothing has been silent for an hour; set back, no escalation waits an hour."""
+        with self._lock:
+            wall = self.clock.now()
+            step = self.steps.observe(wall, self.clock.monotonic())
+            if step:
+                self._clock_jumped(step)
+            return wall
+
+    def _clock_jumped(self, step: float) -> None:
+        self.counters.inc("clock.jumps")
+        self.scheduler.shift(step)
+        for h in self.heard.values():
+            if h.last_seen is not None:
+                h.last_seen += step
+        self.clock_offset = {d: off + step for d, off in self.clock_offset.items()}
+        self.limiter.shift(step)
+        self.started_at += step
+        if self._supervised_at is not None:
+            self._supervised_at += step
+        try:
+            moved = self.store.shift_deadlines(step)
+        except (DBAPIError, StoreError) as e:  # the rows keep their times: due as the wall clock says
+            log.error("STORE FAILED (%s): timers not moved with the clock", self._store_refused(e))
+            moved = -1
+        log.warning("CLOCK JUMPED %+.1f s: %d timers and every silence window moved with it", step, moved)
 
     @property
     def device_state(self) -> dict[str, str]:
@@ -136,8 +168,9 @@ class Gateway:
         return {p: on for p, (on, _at) in self.duty_toggles.items()}
 
     def start(self) -> Gateway:
+        self.intake.start()
         self.io.start()
-        self.tick(self.clock.now())  # deadlines that passed while the gateway was down, first
+        self.tick(self.now())  # deadlines that passed while the gateway was down, first
         self.scheduler.start()
         log.info("gateway for %s up (command epoch %d, %d timers restored)", self.venue.site, self.epoch,
                  self._restored)
@@ -145,6 +178,7 @@ class Gateway:
 
     def stop(self) -> None:
         self.scheduler.stop()
+        self.intake.stop()
         self.io.stop()
 
     def reload(self, venue: Venue) -> None:
@@ -190,12 +224,22 @@ class Gateway:
             if out:
                 self.io.flush()
 
+    def receive(self, topic: str, payload: bytes) -> None:
+        """From the broker: a venue device over its rate waits its turn (intake.py); the rest is
+        handled now."""
+        parts = topic.split("/", 4)
+        device = parts[3] if len(parts) > 4 else ""
+        if device in self.venue.devices:
+            self.intake.receive(device, topic, payload)
+        else:
+            self.handle(topic, payload)
+
     def handle(self, topic: str, payload: bytes) -> None:
         """Entry point for every inbound message: validate, verify, dedupe, then dispatch. A message
         the store cannot take (a full disk) is held and retried, never dropped."""
         self.counters.inc("received")
         with self._lock:
-            now = self.clock.now()
+            now = self.now()
             if self.held:
                 self._retry_held()
             if self.held or not self._handled(topic, payload):  # held ones first: the order stays
@@ -240,7 +284,7 @@ class Gateway:
         seen = rbproto.ReplayWindow(window.ep, window.top, window.bits)
         seen.accept(ep, seq)
         with self._atomic():
-            self._heard(device, self.clock.now())
+            self._heard(device, self.now())
             self._handlers[mtype](msg)
             self.store.save_replay(device, seen.ep, seen.top, seen.bits)
         self.windows[device] = seen  # only once stored: a message lost with the transaction is new again
@@ -307,7 +351,7 @@ class Gateway:
             return
         if device not in self.venue.devices:
             raise rbproto.ProtocolError(rbproto.UNKNOWN_DEVICE, device)
-        now = self.clock.now()
+        now = self.now()
         self._heard(device, now, state)
         self.store.device_status(device, state, fw, ep, now)
         log.info("DEVICE %s %s fw=%s ep=%d", device, state, fw, ep, extra={"device": device})
@@ -328,16 +372,16 @@ class Gateway:
     def on_heartbeat(self, msg: rbproto.Message) -> None:
         b = msg.body
         # A heartbeat is sent the moment it is made: how far the device's clock is off from ours.
-        self.clock_offset[msg.device] = self.clock.now() - b["ts"]
+        self.clock_offset[msg.device] = self.now() - b["ts"]
         self.heard[msg.device].battery_mv = b["bat"]
-        self.store.device_heartbeat(msg.device, self.clock.now(), b["bat"], b["rssi"], b["fw"], b["q"], b["up"],
+        self.store.device_heartbeat(msg.device, self.now(), b["bat"], b["rssi"], b["fw"], b["q"], b["up"],
                                     b["cv"])
         if b["cv"] != self._config_for(msg.device)["cv"]:
             self._send_config(msg.device)
 
     def on_duty(self, msg: rbproto.Message) -> None:
         on = msg.body["on"] != 0
-        now = self.clock.now()
+        now = self.now()
         self.duty_toggles[msg.device] = (on, now)
         self.store.device_duty(msg.device, on, now)
         staff = self.venue.staff_by_pager.get(msg.device)
@@ -362,7 +406,7 @@ class Gateway:
         if self.store.press_incident(msg.device, *press) is not None:  # redelivered after a crash
             self._answer_again(msg)
             return
-        now = self.clock.now()
+        now = self.now()
         kind = msg.body["kind"]
         if kind in self.venue.rules.quiet_kinds:
             self._feedback_press(msg, table.id, table.zone, kind, press, now)
@@ -370,7 +414,7 @@ class Gateway:
         flagged = self.limiter.press(msg.device, now)
         active = self.store.active_incident(table.id)
         if active is not None:
-            self._join(active, msg, kind, press, now)
+            self._join(active, msg, kind, press, now, flagged)
             return
         origin = HELD if flagged else PRESS
         cause = f"press {kind}" + (": held for a manager, the button is pressed too often" if flagged else "")
@@ -391,15 +435,35 @@ class Gateway:
         never later than now."""
         return min(now, float(msg.body["ts"]) + self.clock_offset.get(msg.device, 0.0))
 
-    def _join(self, inc: Incident, msg: rbproto.Message, kind: str, press: tuple[int, int], now: float) -> None:
+    def _join(self, inc: Incident, msg: rbproto.Message, kind: str, press: tuple[int, int], now: float,
+              flagged: bool) -> None:
         """A repeat press at a table with an open incident: counted, and the people paged for it (or
-        the one on it) are alerted again, more urgently; nobody new is paged for it."""
+        the one on it) are alerted again; nobody new is paged for it. A button pressed too often
+        alerts nobody again: the incident is held for a manager instead."""
         self.store.join_incident(inc.id, msg.device, kind, now, press)
         self.counters.inc("joined")
         log.info("JOIN inc=%d %s %s (press %d)", inc.id, inc.table_id, kind, inc.presses + 1,
                  extra={"inc": inc.id, "table": inc.table_id})
         self._feedback(msg.device, inc.id, FEEDBACK_FOR_STATE[inc.state])
-        self._realert(self._incident(inc.id))
+        if not flagged:
+            self._realert(self._incident(inc.id))
+        elif inc.origin == PRESS:
+            self._hold_open(inc, now)
+
+    def _hold_open(self, inc: Incident, now: float) -> None:
+        """The button of an open incident is pressed too often: from now on the incident is a
+        manager's, who is paged unless someone is already on it; the staff paged so far may still
+        take it."""
+        rules = self.venue.rules
+        self.store.update(inc.id, origin=HELD)
+        self.store.note(inc.id, now, "gateway", f"held for a manager: the button was pressed more than "
+                        f"{rules.rate_limit_presses} times within {rules.rate_limit_window_s:.0f} s")
+        self.counters.inc("held")
+        log.warning("HELD inc=%d %s: its button is pressed too often; its presses are recorded and alert "
+                    "nobody again, a manager takes it", inc.id, inc.table_id,
+                    extra={"inc": inc.id, "table": inc.table_id})
+        if inc.state in (incidents.OPEN, incidents.PAGED, incidents.UNREACHED):
+            self._escalate(inc.id, 0)
 
     def _feedback_press(self, msg: rbproto.Message, table_id: str, zone: str, kind: str, press: tuple[int, int],
                         now: float) -> None:
@@ -462,7 +526,7 @@ class Gateway:
         """Page the best candidate from `level` up: the next person of the same level first, then the
         next level. Nobody left: wait for those still paged, or raise the alarm (unreached)."""
         inc = self._incident(inc_id)
-        now = self.clock.now()
+        now = self.now()
         levels = self._levels(inc)
         policy = self.venue.policy(inc.kind)
         table = self.venue.tables.get(inc.table_id)
@@ -521,7 +585,7 @@ class Gateway:
         """Alert again, at the incident's present urgency, everyone paged and not yet answering; or
         the responder of an acknowledged incident. Callers raise the urgency first: the pager buzzes
         harder for a higher level and ignores a repeat of the same one."""
-        now = self.clock.now()
+        now = self.now()
         lvl = min(inc.level + inc.urgency, MAX_LEVEL)
         if inc.state == incidents.ACKNOWLEDGED:
             if inc.responder in self.venue.staff:
@@ -542,8 +606,8 @@ class Gateway:
     def tick(self, now: float | None = None) -> None:
         """Everything due: held messages, escalation timers, then device supervision (at most every
         SUPERVISE_EVERY_S). The scheduler thread calls it; tests call it after moving a manual clock."""
-        now = self.clock.now() if now is None else now
         with self._lock:
+            now = self.now() if now is None else now
             if self.held:
                 self._retry_held()
             due = self.scheduler.due(now)
@@ -626,7 +690,7 @@ class Gateway:
     def _take(self, inc: Incident, who: str, name: str, actor: str, cause: str) -> None:
         """`who` is on it: acknowledged, the resolve timer runs, the customer's button says someone is
         coming, and everyone else paged for it is told who took it."""
-        now = self.clock.now()
+        now = self.now()
         self.store.move(inc.id, incidents.ACKNOWLEDGED, now, actor, cause, acked_at=inc.acked_at or now, responder=who)
         self._set_deadline(inc.id, now + self.venue.policy(inc.kind).resolve_timeout_s, escalation.RESOLVE)
         log.info("ACK inc=%d by %s%s", inc.id, who, "" if actor == who else f" (entered by {actor})",
@@ -657,7 +721,7 @@ class Gateway:
             staff = self._staff(staff_id)
             if inc.state not in incidents.ACTIVE:
                 raise incidents.TransitionError(f"incident {inc_id} is {inc.state}, nothing to reassign")
-            now = self.clock.now()
+            now = self.now()
             told = self.store.close_pages(inc.id, "reassigned")
             if inc.responder in self.venue.staff:
                 told.append(self.venue.staff[inc.responder].pager)
@@ -681,7 +745,7 @@ class Gateway:
             inc = self._incident(inc_id)
             if inc.state != incidents.RESOLVED:
                 raise incidents.TransitionError(f"incident {inc_id} is {inc.state}: only a resolved one is followed up")
-            self.store.move(inc.id, incidents.FOLLOWED_UP, self.clock.now(), actor, f"follow-up: {result}",
+            self.store.move(inc.id, incidents.FOLLOWED_UP, self.now(), actor, f"follow-up: {result}",
                             followup_result=result, deadline=None, deadline_kind=None)
             self.counters.inc(f"followup.{result}")
 
@@ -718,7 +782,7 @@ class Gateway:
         table within it counts as satisfied)."""
         with self._atomic():
             inc = self._incident(inc_id)
-            now = self.clock.now()
+            now = self.now()
             due = now + self.venue.rules.followup_s if inc.origin in (PRESS, HELD) else None
             self.store.move(inc.id, incidents.RESOLVED, now, actor, "resolve", resolved_at=now, resolved_by=actor,
                             recovery_action=action, followup_due=due)
@@ -740,7 +804,7 @@ class Gateway:
             columns = {k: v for k, v in (("compensation", compensation), ("compensation_cost", cost),
                                          ("root_cause", root_cause), ("notes", notes)) if v is not None}
             self.store.update(inc_id, **columns)
-            self.store.note(inc_id, self.clock.now(), actor, "recorded " + ", ".join(sorted(columns)))
+            self.store.note(inc_id, self.now(), actor, "recorded " + ", ".join(sorted(columns)))
 
     def on_cancel(self, msg: rbproto.Message) -> None:
         table = self.venue.table_by_button.get(msg.device)
@@ -748,7 +812,7 @@ class Gateway:
         if inc is None:
             log.info("CANCEL from %s with nothing open", msg.device, extra={"device": msg.device})
             return
-        now = self.clock.now()
+        now = self.now()
         self.store.move(inc.id, incidents.CANCELLED, now, msg.device, "customer cancelled", deadline=None,
                         deadline_kind=None, closed_at=now)
         log.info("CANCEL inc=%d by the customer", inc.id, extra={"inc": inc.id, "table": inc.table_id})
@@ -809,7 +873,7 @@ class Gateway:
         with self._seq_lock:
             self._seq += 1
             seq = self._seq
-        body: dict[str, int | str] = {"ep": self.epoch, "seq": seq, "ts": int(self.clock.now()), **fields}
+        body: dict[str, int | str] = {"ep": self.epoch, "seq": seq, "ts": int(self.now()), **fields}
         topic, payload = rbproto.encode(self.venue.devices[device].key, self.venue.site, device, mtype, body)
         if self._outbox is not None:
             self._outbox.append((topic, payload))

@@ -581,6 +581,13 @@ class Store:
             rows = tx.all("SELECT deadline, id FROM incidents WHERE deadline IS NOT NULL")
         return [(float(d), int(i)) for d, i in rows]
 
+    def shift_deadlines(self, seconds: float) -> int:
+        """Move every running timer by `seconds`: the wall clock jumped, and a timer measures real
+        time. -> how many moved."""
+        with self._tx() as tx:
+            return int(tx.run("UPDATE incidents SET deadline = deadline + :s WHERE deadline IS NOT NULL",
+                              s=seconds).rowcount)
+
     def outstanding_pages(self, inc_id: int) -> list[tuple[str, str, int]]:
         """(staff, pager, level) of the pages of an incident nobody has answered yet."""
         with self._tx() as tx:

@@ -268,6 +268,30 @@ def test_a_prankster_is_held_for_a_manager(venue_doc: dict[str, Any], tmp_path: 
     assert rig.feedback("btn-t1")[-1] == rbproto.DELIVERED  # a real call is still seen by someone
 
 
+def test_a_button_pressed_too_often_during_its_call_is_held_for_a_manager(venue_doc: dict[str, Any],
+                                                                        tmp_path: Path) -> None:
+    """The presses past the limit join the open call: recorded, answered, alerting nobody again;
+    the call becomes a manager's (paged once), the staff page stands."""
+    doc = rules_doc(venue_doc)
+    rig = Rig(doc, tmp_path / "flood.db")
+    rig.online(*EVERYONE)
+    limit = rig.venue.rules.rate_limit_presses
+    for _ in range(limit):  # one call and its repeats: a customer's, each alerting again
+        rig.press("T1")
+    assert rig.paged() == ["pgr-ben"] * limit
+    for _ in range(50):
+        rig.press("T1")
+    inc = rig.store.active_incident("T1")
+    assert inc is not None and inc.origin == "held" and inc.presses == limit + 50
+    assert rig.paged() == ["pgr-ben"] * limit + ["pgr-mia"], "the manager, once; nobody alerted again"
+    assert rig.gw.counters.get("held") == 1
+    assert len(rig.feedback("btn-t1")) == limit + 50, "every press is answered"
+    assert any("held for a manager" in cause for *_t, cause in rig.store.transitions(inc.id))
+    rig.send("pgr-ben", "ack", inc=inc.id)  # the staff page stands: they may still take it
+    after = rig.store.incident(inc.id)
+    assert after is not None and after.responder == "ben"
+
+
 def test_k_complaints_in_a_zone_alert_the_manager(rig: Rig) -> None:
     rig.press("T1")
     rig.press("T2")

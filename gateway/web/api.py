@@ -103,7 +103,7 @@ Until = Annotated[datetime.date | None, Query(description="last day (inclusive)"
 
 
 def _period(gw: Gateway, since: datetime.date | None, until: datetime.date | None) -> tuple[float, float]:
-    return reports.period(since, until, gw.venue.tz, gw.clock.now())
+    return reports.period(since, until, gw.venue.tz, gw.now())
 
 
 @router.post("/session", response_model=SessionOut, summary="log in")
@@ -130,7 +130,7 @@ def me(user: Reader) -> SessionOut:
 @router.get("/board", summary="active incidents, most urgent first")
 def board(request: Request, _user: Reader) -> list[dict[str, Any]]:
     gw = web_of(request).gateway
-    return views.board(gw, gw.clock.now())
+    return views.board(gw, gw.now())
 
 
 @router.get("/incidents", summary="incidents received in a period")
@@ -140,7 +140,7 @@ def incident_list(request: Request, _user: Reader, since: Since = None, until: U
     start, end = _period(gw, since, until)
     found = gw.store.incidents(start, end)[-limit:]
     paged = gw.store.outstanding()
-    now = gw.clock.now()
+    now = gw.now()
     return [views.card(gw, inc, paged.get(inc.id, []), now) for inc in found]
 
 
@@ -150,11 +150,11 @@ def incident(request: Request, inc_id: IncidentId, _user: Reader) -> dict[str, A
     inc = gw.store.incident(inc_id)
     if inc is None:
         raise LookupError(f"no incident {inc_id}")
-    return views.detail(gw, inc, gw.clock.now())
+    return views.detail(gw, inc, gw.now())
 
 
 def _card(web: Web, inc_id: int) -> dict[str, Any]:
-    found = views.incident_card(web.gateway, inc_id, web.gateway.clock.now())
+    found = views.incident_card(web.gateway, inc_id, web.gateway.now())
     if found is None:
         raise LookupError(f"no incident {inc_id}")
     return found
@@ -198,13 +198,13 @@ def follow_up(request: Request, inc_id: IncidentId, body: FollowUpIn, user: Writ
 @router.get("/devices", summary="buttons and pagers: online, battery, signal, firmware, trouble")
 def devices(request: Request, _user: Reader) -> list[dict[str, Any]]:
     gw = web_of(request).gateway
-    return views.devices(gw, gw.clock.now())
+    return views.devices(gw, gw.now())
 
 
 @router.get("/staff", summary="staff, their shifts, and who is on duty now")
 def staff(request: Request, _user: Reader) -> list[dict[str, Any]]:
     gw = web_of(request).gateway
-    return views.staff(gw, gw.clock.now())
+    return views.staff(gw, gw.now())
 
 
 @router.get("/venue", summary="the venue by zone")
@@ -238,7 +238,7 @@ async def events(request: Request, _user: Reader) -> StreamingResponse:
     web = web_of(request)
 
     async def card(inc_id: int) -> dict[str, Any] | None:
-        return await run_in_threadpool(views.incident_card, web.gateway, inc_id, web.gateway.clock.now())
+        return await run_in_threadpool(views.incident_card, web.gateway, inc_id, web.gateway.now())
 
     return StreamingResponse(stream(web.hub, card, request.is_disconnected, lambda: web.stopping),
                              media_type="text/event-stream",

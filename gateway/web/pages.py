@@ -113,7 +113,7 @@ def logout(request: Request, user: Reader, csrf: FormName = "") -> Response:
 @router.get("/")
 def board(request: Request, user: Reader) -> Response:
     gw = web_of(request).gateway
-    now = gw.clock.now()
+    now = gw.now()
     return render(request, "board.html", user, cards=views.board(gw, now), staff=views.staff(gw, now))
 
 
@@ -123,7 +123,7 @@ def incident(request: Request, inc_id: int, user: Reader, msg: str = "") -> Resp
     inc = gw.store.incident(inc_id)
     if inc is None:
         return render(request, "error.html", user, 404, status=404, message=f"no incident {inc_id}")
-    now = gw.clock.now()
+    now = gw.now()
     return render(request, "incident.html", user, inc=views.detail(gw, inc, now), staff=views.staff(gw, now),
                   actions=gw.venue.device_settings.recovery_actions, root_causes=gw.venue.root_causes,
                   followup_results=FOLLOWUP_RESULTS, msg=msg[:200])
@@ -190,13 +190,13 @@ def follow_up(request: Request, inc_id: int, user: Reader, result: FormName, csr
 @router.get("/devices")
 def devices(request: Request, user: Reader) -> Response:
     gw = web_of(request).gateway
-    return render(request, "devices.html", user, devices=views.devices(gw, gw.clock.now()))
+    return render(request, "devices.html", user, devices=views.devices(gw, gw.now()))
 
 
 @router.get("/staff")
 def staff(request: Request, user: Reader) -> Response:
     gw = web_of(request).gateway
-    return render(request, "staff.html", user, staff=views.staff(gw, gw.clock.now()), zones=views.floor(gw),
+    return render(request, "staff.html", user, staff=views.staff(gw, gw.now()), zones=views.floor(gw),
                   timezone=gw.venue.timezone)
 
 
@@ -221,7 +221,7 @@ def _report_page(request: Request, user: User, web: Web, template: str, start: f
 def report(request: Request, user: Manager, since: Day = None, until: Day = None) -> Response:
     web = web_of(request)
     gw = web.gateway
-    start, end = reports.period(since, until, gw.venue.tz, gw.clock.now())
+    start, end = reports.period(since, until, gw.venue.tz, gw.now())
     days = max(1, round((end - start) / 86400))
     return _report_page(request, user, web, "reports.html", start, end, days, "/reports")
 
@@ -230,7 +230,7 @@ def report(request: Request, user: Manager, since: Day = None, until: Day = None
 def weekly(request: Request, user: Manager, since: Day = None) -> Response:
     web = web_of(request)
     gw = web.gateway
-    day = since or datetime.datetime.fromtimestamp(gw.clock.now(), gw.venue.tz).date()
+    day = since or datetime.datetime.fromtimestamp(gw.now(), gw.venue.tz).date()
     start, end = reports.week_of_day(day, gw.venue.tz)
     return _report_page(request, user, web, "weekly.html", start, end, 7, "/reports/weekly")
 
