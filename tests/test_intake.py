@@ -43,8 +43,11 @@ class StoppedClock:
         return self.t
 
 
+Rig = tuple[FairIntake, Handler, StoppedClock, Counters]
+
+
 @pytest.fixture
-def rig() -> Iterator[tuple[FairIntake, Handler, StoppedClock, Counters]]:
+def rig() -> Iterator[Rig]:
     handler, clock, counters = Handler(), StoppedClock(), Counters()
     intake = FairIntake(handler, counters, rate_per_s=10, burst=5, max_queued=100, monotonic=clock)
     intake.start()
@@ -58,7 +61,7 @@ def send(intake: FairIntake, device: str, n: int, start: int = 0) -> None:
         intake.receive(device, f"{device}/{i}", b"{}")
 
 
-def test_a_device_within_its_rate_is_handled_at_once_on_the_caller_s_thread(rig) -> None:  # type: ignore[no-untyped-def]
+def test_a_device_within_its_rate_is_handled_at_once_on_the_caller_s_thread(rig: Rig) -> None:
     intake, handler, clock, counters = rig
     for i in range(20):
         clock.t += 0.1  # ten a second: the rate
@@ -68,7 +71,7 @@ def test_a_device_within_its_rate_is_handled_at_once_on_the_caller_s_thread(rig)
     assert counters.get("intake.slowed") == 0 and intake.queued() == 0
 
 
-def test_a_flood_waits_its_turn_in_order_while_the_others_go_first(rig) -> None:  # type: ignore[no-untyped-def]
+def test_a_flood_waits_its_turn_in_order_while_the_others_go_first(rig: Rig) -> None:
     intake, handler, _clock, counters = rig
     handler.gate.clear()  # the worker holds the first queued message until the test looks
     send(intake, "btn-f", 60)
@@ -82,7 +85,7 @@ def test_a_flood_waits_its_turn_in_order_while_the_others_go_first(rig) -> None:
     assert counters.get("intake.queued") == 55 and intake.queued() == 0
 
 
-def test_a_queued_device_s_next_message_waits_behind_its_queue_even_with_tokens_back(rig) -> None:  # type: ignore[no-untyped-def]
+def test_a_queued_device_s_next_message_waits_behind_its_queue_even_with_tokens_back(rig: Rig) -> None:
     intake, handler, clock, _counters = rig
     handler.gate.clear()
     send(intake, "btn-f", 8)
@@ -98,7 +101,7 @@ def test_a_queued_device_s_next_message_waits_behind_its_queue_even_with_tokens_
 
 
 def test_a_queue_is_bounded_and_what_does_not_fit_is_dropped_and_counted(
-        rig, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+        rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
     intake, handler, _clock, counters = rig
     handler.gate.clear()
     send(intake, "btn-f", 5 + 100 + 7)
@@ -109,7 +112,7 @@ def test_a_queue_is_bounded_and_what_does_not_fit_is_dropped_and_counted(
     wait_until(lambda: len(handler.topics("btn-f")) == 105, 10, "what fitted worked through")
 
 
-def test_two_floods_share_the_worker_turn_by_turn(rig) -> None:  # type: ignore[no-untyped-def]
+def test_two_floods_share_the_worker_turn_by_turn(rig: Rig) -> None:
     intake, handler, _clock, _counters = rig
     handler.gate.clear()
     send(intake, "btn-f", 10)
@@ -120,7 +123,7 @@ def test_two_floods_share_the_worker_turn_by_turn(rig) -> None:  # type: ignore[
     assert queued == ["btn-f", "btn-g"] * 5
 
 
-def test_stop_works_through_what_waits(rig) -> None:  # type: ignore[no-untyped-def]
+def test_stop_works_through_what_waits(rig: Rig) -> None:
     intake, handler, _clock, _counters = rig
     handler.gate.clear()
     send(intake, "btn-f", 30)
