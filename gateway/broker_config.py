@@ -207,10 +207,20 @@ def report(opts: VenueBroker, w: Written) -> list[str]:
     if w.without_login:
         lines.append(f"  no broker login yet (provision them): {', '.join(w.without_login)}")
     lines += [f"  note: {n}" for n in w.notes]
-    gw_url = f"mqtt://gateway@127.0.0.1:{opts.plain_port}" if opts.plain_port else "mqtt://gateway@127.0.0.1:1883"
-    lines += [f"run:     mosquitto -c {w.conf}",
-              f"gateway: REDBUTTON_BROKER_PASSWORD_FILE={opts.out / 'gateway.password'} redbutton gateway "
-              f"--venue {opts.venue_path} --broker {gw_url} --broker-log {w.log_file}"]
-    if not opts.plain_port:
-        lines.append("         (the gateway speaks plain MQTT: add --plain-port 1883 for a loopback listener)")
-    return lines
+    env = f"REDBUTTON_BROKER_PASSWORD_FILE={opts.out / 'gateway.password'}"
+    if opts.plain_port:
+        gw_url = f"mqtt://gateway@127.0.0.1:{opts.plain_port}"
+    else:  # no loopback listener: the gateway goes over TLS, checking the broker as the devices do
+        gw_url = f"mqtts://gateway@{_tls_host(opts, broker_hosts(w.tls))}:{opts.port}"
+        env += f" REDBUTTON_BROKER_CA={w.tls.ca_pem}"
+    return [*lines, f"run:     mosquitto -c {w.conf}",
+            f"gateway: {env} redbutton gateway --venue {opts.venue_path} --broker {gw_url} --broker-log {w.log_file}"]
+
+
+def _tls_host(opts: VenueBroker, names: Sequence[str]) -> str:
+    """A name the gateway can reach the TLS listener by that its certificate names (the check is by
+    name): the listener's own address, else a loopback name, else the certificate's first."""
+    if opts.bind in names:
+        return str(opts.bind)
+    loopback = [n for n in names if n in ("127.0.0.1", "localhost")]
+    return loopback[0] if loopback and opts.bind is None else names[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import time
@@ -16,6 +17,7 @@ from types import FrameType
 import rbproto
 
 from .logs import FORMATS, JSON, TEXT, setup_logging
+from .mqtt_io import CA_ENV, BrokerUrlError, parse_broker_url, uses_tls
 from .reload import VenueWatcher
 from .service import Gateway
 from .store import Store, StoreError, database_url
@@ -62,9 +64,17 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     from .integrations import Integrations
     from .web.server import dashboard
 
+    check_broker_ca(args)
     venue = load_venue(args.venue)
+    if args.broker_ca is not None:
+        # The gateway's MQTT link reads the CA where it reads the password file: the environment.
+        os.environ[CA_ENV] = str(args.broker_ca)
     store = Store(args.db)
-    gw = Gateway(venue, store, args.broker)
+    try:
+        gw = Gateway(venue, store, args.broker)
+    except BrokerUrlError:
+        store.close()
+        raise
     try:
         integrations = Integrations(gw)
     except ValueError as e:
@@ -171,7 +181,8 @@ def cmd_bridge(args: argparse.Namespace) -> int:
     """The serial bridge for an ESP-NOW base station: runs until SIGINT or SIGTERM."""
     from .serial_bridge import SerialBridge
 
-    bridge = SerialBridge(load_venue(args.venue), args.broker, args.port, baud=args.baud)
+    check_broker_ca(args)
+    bridge = SerialBridge(load_venue(args.venue), args.broker, args.port, baud=args.baud, broker_ca=args.broker_ca)
     return serve(bridge.start, bridge.stop)
 
 
@@ -290,6 +301,31 @@ BROKER_COMMANDS = {"config": broker_config, "rotate-cert": broker_rotate_cert, "
                    "rotate-password": broker_rotate_password}
 
 
+def broker_url(text: str) -> str:
+    """--broker: checked here, so a mistyped URL is a usage error (exit 2) before anything starts."""
+    try:
+        parse_broker_url(text)
+    except BrokerUrlError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+    return text
+
+
+def add_broker_options(p: argparse.ArgumentParser) -> None:
+    """--broker and --broker-ca, the same for the gateway and the bridge."""
+    p.add_argument("--broker", default=DEFAULT_BROKER, type=broker_url,
+                   help=f"broker URL: mqtt://[USER@]HOST:PORT, or mqtts://... for TLS (default {DEFAULT_BROKER}); "
+                        "the password from $REDBUTTON_BROKER_PASSWORD_FILE or $REDBUTTON_BROKER_PASSWORD")
+    p.add_argument("--broker-ca", type=Path, metavar="PEM",
+                   help=f"for mqtts://: the CA the broker's certificate must chain to, the venue CA (ca.pem in the "
+                        f"broker's folder); default ${CA_ENV}, else the system's CAs")
+
+
+def check_broker_ca(args: argparse.Namespace) -> None:
+    """A CA given for a plain URL would give a false sense of TLS: say so instead of ignoring it."""
+    if args.broker_ca is not None and not uses_tls(args.broker):
+        raise BrokerUrlError("--broker-ca is for a TLS broker: give --broker as mqtts://HOST:PORT")
+
+
 def positive_seconds(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -315,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("gateway", help="run the gateway")
     g.add_argument("--venue", required=True, type=Path)
-    g.add_argument("--broker", default=DEFAULT_BROKER, help=f"broker URL (default {DEFAULT_BROKER})")
+    add_broker_options(g)
     g.add_argument("--db", default="redbutton.db", type=database, metavar="PATH_OR_URL",
                    help="where incidents are kept: a SQLite file (default redbutton.db) or sqlite:///PATH, "
                         "or PostgreSQL as postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
@@ -349,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     br = sub.add_parser("bridge", help="run the serial bridge of an ESP-NOW base station")
     br.add_argument("--venue", required=True, type=Path)
-    br.add_argument("--broker", default=DEFAULT_BROKER, help=f"broker URL (default {DEFAULT_BROKER})")
+    add_broker_options(br)
     br.add_argument("--port", required=True, help="the base station's serial port: a device path or a pyserial URL")
     br.add_argument("--baud", type=int, default=115200, help="baud rate for a USB-UART base station (default 115200)")
     br.set_defaults(func=cmd_bridge)
@@ -433,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     as_json = args.log_format == JSON  # then stderr carries nothing but JSON lines, errors included
     try:
         return int(args.func(args))
-    except (VenueError, StoreError, rbproto.ProtocolError, ConnectionError) as e:
+    except (VenueError, StoreError, rbproto.ProtocolError, ConnectionError, BrokerUrlError) as e:
         if as_json:
             log.error("%s", e)
         else:

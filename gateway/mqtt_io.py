@@ -6,13 +6,20 @@ too. The session is persistent (clean_start=False with a session expiry): while 
 the serial bridge) restarts, the broker queues the messages for it. By default a client subscribes
 to the site's events and statuses and keeps a retained status with a last-will under
 `rb/v1/<site>/gateway/status`; the serial bridge asks for the command filter and no status of its
-own (it stands in for the devices, whose statuses it relays)."""
+own (it stands in for the devices, whose statuses it relays).
+
+`mqtts://` is TLS, the broker's certificate checked against the venue CA (`ca.pem` of the broker's
+folder, from $REDBUTTON_BROKER_CA or the CLI's --broker-ca; the system's CAs when none is given)
+and its name or address: a gateway that cannot tell its broker from an impostor would page from
+whatever a rogue broker sends."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -37,15 +44,34 @@ KEEPALIVE_S = 15
 Handler = Callable[[str, bytes], None]
 
 
-def parse_broker_url(url: str) -> tuple[str, int]:
+class BrokerUrlError(ValueError):
+    """A broker URL, its password or its CA that cannot be used: the command line says so in one line."""
+
+
+def _parse(url: str) -> tuple[str, str, int]:
+    """-> (scheme, host, port); a URL that names no usable broker is a BrokerUrlError."""
     u = urlparse(url if "://" in url else f"mqtt://{url}")
     if u.scheme not in ("mqtt", "tcp", "mqtts"):
-        raise ValueError(f"unsupported broker URL scheme {u.scheme!r} (use mqtt://host:port or mqtts://host:port)")
-    return u.hostname or "127.0.0.1", u.port or (8883 if u.scheme == "mqtts" else 1883)
+        raise BrokerUrlError(f"unsupported broker URL scheme {u.scheme!r} (use mqtt://host:port or mqtts://host:port)")
+    try:
+        port = u.port
+    except ValueError as e:  # out of range, or not a number (the URL is not repeated: it may hold a password)
+        raise BrokerUrlError(f"the broker URL's port: {e}") from None
+    return u.scheme, u.hostname or "127.0.0.1", port or (8883 if u.scheme == "mqtts" else 1883)
+
+
+def parse_broker_url(url: str) -> tuple[str, int]:
+    _scheme, host, port = _parse(url)
+    return host, port
+
+
+def uses_tls(url: str) -> bool:
+    return _parse(url)[0] == "mqtts"
 
 
 PASSWORD_ENV = "REDBUTTON_BROKER_PASSWORD"
 PASSWORD_FILE_ENV = "REDBUTTON_BROKER_PASSWORD_FILE"
+CA_ENV = "REDBUTTON_BROKER_CA"
 
 
 def broker_login(url: str, environ: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
@@ -62,8 +88,46 @@ def broker_login(url: str, environ: Mapping[str, str] | None = None) -> tuple[st
         try:
             password = Path(path).read_text().strip()
         except OSError as e:
-            raise ValueError(f"cannot read the broker password from {path}: {e.strerror}") from e
+            raise BrokerUrlError(f"cannot read the broker password from {path}: {e.strerror}") from e
     return unquote(u.username), password
+
+
+def broker_ca(url: str, ca: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Path | None:
+    """The CA an mqtts:// broker's certificate must chain to: `ca`, else $REDBUTTON_BROKER_CA (read as
+    the password file is, so a systemd unit sets both in one place); None for plain MQTT, or for
+    TLS checked against the system's CAs (a broker with a public certificate)."""
+    if not uses_tls(url):
+        return None
+    env = os.environ if environ is None else environ
+    given = ca if ca is not None else env.get(CA_ENV) or None
+    return Path(given) if given is not None else None
+
+
+def set_tls(client: mqtt.Client, ca: Path | None) -> None:
+    """TLS with the broker's certificate checked against `ca` (the system's CAs when None) and its
+    host name or address against the URL's (paho's default once a CA is set)."""
+    try:
+        client.tls_set(ca_certs=str(ca) if ca is not None else None, cert_reqs=ssl.CERT_REQUIRED,
+                       tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    except OSError as e:  # ssl.SSLError is one too: checked first
+        if isinstance(e, ssl.SSLError):
+            raise BrokerUrlError(f"{ca}: not a PEM CA certificate ({e.reason or e})") from e
+        raise BrokerUrlError(f"cannot read the broker CA from {ca}: {e.strerror}") from e
+
+
+def _tls_failure(host: str, port: int, ca: Path | None, e: ssl.SSLError) -> str:
+    """One line for the operator: what failed, and what to do about it."""
+    where = f"the broker at {host}:{port}"
+    if not isinstance(e, ssl.SSLCertVerificationError):
+        return f"TLS with {where} failed: {e.reason or e} (is {port} the broker's TLS listener?)"
+    why = f"{where} failed the TLS check: {e.verify_message or e.reason or e}"
+    if "mismatch" in str(e.verify_message).lower():
+        return (f"{why}: its certificate was not issued for {host} (use a name or address it names, or "
+                f"`redbutton broker rotate-cert --host {host}` and every other name it needs)")
+    if ca is None:
+        return (f"{why}, checked against the system's CAs: give the venue CA (ca.pem in the broker's folder) "
+                f"with --broker-ca or ${CA_ENV}")
+    return f"{why}, checked against {ca}: is that the venue CA (ca.pem in the broker's folder)?"
 
 
 def set_nodelay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
@@ -77,8 +141,12 @@ def set_nodelay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
 class MqttIO:
     def __init__(self, broker_url: str, site: str, client_id: str, on_message: Handler,
                  subscriptions: Sequence[str] | None = None, status_id: str | None = "gateway",
-                 counters: Counters | None = None) -> None:
+                 counters: Counters | None = None, ca: str | Path | None = None) -> None:
+        """`ca`: for an mqtts:// URL, the CA file (PEM) to check the broker against; default
+        $REDBUTTON_BROKER_CA, else the system's CAs."""
         self.host, self.port = parse_broker_url(broker_url)
+        self.tls = uses_tls(broker_url)
+        self.ca = broker_ca(broker_url, ca)
         self.site = site
         self.on_message = on_message
         self.counters = counters or Counters()
@@ -94,6 +162,8 @@ class MqttIO:
         self._network_thread = 0  # paho's loop thread, known from its first callback
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         c.on_socket_open = set_nodelay
+        if self.tls:
+            set_tls(c, self.ca)
         user, password = broker_login(broker_url)
         if user is not None:
             c.username_pw_set(user, password)
@@ -113,7 +183,14 @@ class MqttIO:
     def start(self, timeout: float = 10.0) -> None:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = SESSION_EXPIRY_S
-        self.client.connect(self.host, self.port, keepalive=KEEPALIVE_S, clean_start=False, properties=props)
+        try:  # paho connects, and does the TLS handshake, right here: a refusal is known at once
+            self.client.connect(self.host, self.port, keepalive=KEEPALIVE_S, clean_start=False, properties=props)
+        except ssl.SSLError as e:
+            self.counters.inc("mqtt.tls_failed")
+            raise ConnectionError(_tls_failure(self.host, self.port, self.ca, e)) from e
+        except OSError as e:
+            hint = f" (is {self.port} the broker's TLS listener?)" if self.tls and e.errno == errno.ECONNRESET else ""
+            raise ConnectionError(f"cannot reach the broker at {self.host}:{self.port}: {e.strerror or e}{hint}") from e
         self.client.loop_start()
         self._answered.wait(timeout)
         if not self.connected.is_set():
@@ -148,7 +225,7 @@ class MqttIO:
         if self._status_topic:
             client.publish(self._status_topic, rbproto.encode_status(rbproto.ONLINE, "gateway", 0), qos=1,
                            retain=True)
-        log.info("connected to %s:%d", self.host, self.port)
+        log.info("connected to %s:%d%s", self.host, self.port, " over TLS" if self.tls else "")
         self.refused = None
         self.connected.set()
         self._answered.set()

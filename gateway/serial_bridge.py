@@ -23,6 +23,7 @@ import random
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import serial
@@ -58,14 +59,16 @@ def hexmac(mac: bytes) -> str:
 
 class SerialBridge:
     def __init__(self, venue: Venue, broker_url: str, port: str, baud: int = DEFAULT_BAUD,
-                 counters: Counters | None = None, reopen_delays: Sequence[float] = REOPEN_DELAYS_S) -> None:
+                 counters: Counters | None = None, reopen_delays: Sequence[float] = REOPEN_DELAYS_S,
+                 broker_ca: str | Path | None = None) -> None:
+        """`broker_ca`: for an mqtts:// broker, the venue CA (default $REDBUTTON_BROKER_CA), as for the gateway."""
         self.venue = venue
         self.port = port
         self.baud = baud
         self.counters = counters or Counters()
         self.reopen_delays = tuple(reopen_delays)
         self.io = MqttIO(broker_url, venue.site, f"rb-bridge-{venue.site}", self.on_command,
-                         subscriptions=[rbproto.commands_filter(venue.site, "+")], status_id=None)
+                         subscriptions=[rbproto.commands_filter(venue.site, "+")], status_id=None, ca=broker_ca)
         self.macs: dict[str, bytes] = {}  # device id -> the MAC it was last heard from
         self.base_mac: bytes | None = None
         self.base_stats: dict[str, Any] = {}
@@ -91,8 +94,8 @@ class SerialBridge:
         self.io.start(timeout)
         self._thread = threading.Thread(target=self._run, name="serial-bridge", daemon=True)
         self._thread.start()
-        log.info("bridge for %s: base station on %s, broker %s:%d", self.venue.site, self.port,
-                 self.io.host, self.io.port)
+        log.info("bridge for %s: base station on %s, broker %s:%d%s", self.venue.site, self.port,
+                 self.io.host, self.io.port, " (TLS)" if self.io.tls else "")
         return self
 
     def stop(self) -> None:

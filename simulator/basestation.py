@@ -11,8 +11,10 @@ from __future__ import annotations
 import errno
 import json
 import os
+import select
 import tempfile
 import threading
+import time
 import tty
 from pathlib import Path
 from typing import Any
@@ -29,19 +31,29 @@ from .shims import espnow, machine, network  # noqa: E402
 
 BASE_PINS = Path(__file__).resolve().parents[1] / "hardware" / "pins" / "base.json"
 LOOP_MS = 1
+WRITE_WAIT_S = 0.5  # how long a serial write waits for the host to read (the board's watchdog allows 10 s)
 
 
 class PtySerial:
-    """The base station's end of the USB serial: write(bytes) and a non-blocking read(). Like a
-    USB CDC nobody reads, it never blocks the radio: what the host does not drain is dropped (and
-    BaseApp counts the OSError). A write is one os.write under a lock, so a log line and a frame
-    never interleave."""
+    """The base station's end of the USB serial: write(bytes) and a non-blocking read().
 
-    def __init__(self) -> None:
+    A write goes out whole or not at all, so a frame is never cut. The pty takes only what fits in
+    its buffer (a partial os.write, then EAGAIN), so a write waits up to `write_wait_s` for the
+    host to read, as a blocking write would. Whatever the host has not taken by then is kept
+    and goes out before anything else, as bytes in a transmit buffer would. A write that cannot even
+    start (the host is not reading) is dropped whole with OSError EAGAIN, which BaseApp counts, and
+    while the host is not reading, writes do not wait, so the radio keeps running as a USB CDC
+    nobody reads lets it. Writes happen under a lock, so a log line and a frame never interleave."""
+
+    def __init__(self, write_wait_s: float = WRITE_WAIT_S) -> None:
         self._lock = threading.Lock()
         self.master: int | None = None
         self.slave: int | None = None
-        self.dropped = 0
+        self.write_wait_s = write_wait_s
+        self._pending = b""  # the rest of a write the host had not read in time
+        self._stalled = False  # the last write found the host not reading: do not wait again
+        self.waited = 0  # times a write waited for the host to read
+        self.dropped = 0  # writes dropped whole
 
     def open(self) -> str:
         master, slave = os.openpty()
@@ -49,11 +61,13 @@ class PtySerial:
         os.set_blocking(master, False)
         with self._lock:
             self.master, self.slave = master, slave
+            self._pending, self._stalled = b"", False
         return os.ttyname(slave)
 
     def close(self) -> None:
         with self._lock:
             fds, self.master, self.slave = (self.master, self.slave), None, None
+            self._pending = b""  # the cable is out: what it had not carried is gone
         for fd in fds:
             if fd is not None:
                 os.close(fd)
@@ -62,23 +76,46 @@ class PtySerial:
         with self._lock:
             if self.master is None:
                 return None
+            if self._pending:  # the loop reads every tick: the rest of a write goes out meanwhile
+                self._pending = self._push(self.master, self._pending, 0.0)
             try:
                 return os.read(self.master, 4096) or None
             except (BlockingIOError, OSError):
                 return None
 
+    def _push(self, fd: int, data: bytes, deadline: float) -> bytes:
+        """Write as much of `data` as the host takes until `deadline` (monotonic); -> what is left."""
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(fd, view)
+            except BlockingIOError:
+                n = 0
+            if n:
+                view = view[n:]
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self.waited += 1
+            select.select([], [fd], [], left)
+        return bytes(view)
+
     def write(self, data: bytes) -> None:
         with self._lock:
-            if self.master is None:
+            fd = self.master
+            if fd is None:
                 raise OSError(errno.ENODEV, "unplugged")
-            view = memoryview(data)
-            while view:
-                try:
-                    n = os.write(self.master, view)
-                except BlockingIOError:
-                    self.dropped += 1
-                    raise OSError(errno.EAGAIN, "host not reading") from None
-                view = view[n:]
+            if not data:
+                return
+            deadline = time.monotonic() + (0.0 if self._stalled else self.write_wait_s)
+            self._pending = self._push(fd, self._pending, deadline)
+            rest = data if self._pending else self._push(fd, data, deadline)
+            self._stalled = bool(rest)
+            if len(rest) == len(data):
+                self.dropped += 1
+                raise OSError(errno.EAGAIN, "host not reading")
+            self._pending = rest  # begun: the rest goes out before anything else
 
 
 class VirtualBaseStation(LogBook):

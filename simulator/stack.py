@@ -1,5 +1,7 @@
 """Broker, gateway and simulated devices started together in this process, and stopped together:
-what `redbutton demo` and `redbutton live` run when no broker is given."""
+what `redbutton demo` and `redbutton live` run when no broker is given. The gateway follows its
+broker's log as `redbutton gateway --broker-log` does, so what the broker refuses on its own shows
+in the gateway's log and on /metrics here too."""
 
 from __future__ import annotations
 
@@ -57,6 +59,9 @@ def simulated_venue(venue: Venue, broker_url: str | None = None, db: str | None 
             stack.callback(store.close)
             gw = Gateway(venue, store, broker.url)
             integrations = Integrations(gw)
+            # Started first, so a refusal while the gateway connects counts too. No ACL to check
+            # subscriptions against: this broker lets anonymous clients read everything.
+            stack.callback(broker.follow(gw.counters).stop)
             gw.start()
             stack.callback(gw.stop)
             stack.callback(integrations.start().stop)

@@ -46,9 +46,9 @@ def test_demo_once_runs_every_step_and_leaves_no_process() -> None:
     for step in ("pager buzzes", "button shows 'acknowledged'", "SQLite: incident 1 acknowledged by ana",
                  "every step happened", "stopped: devices, gateway, broker"):
         assert step in proc.stdout, proc.stdout
-    port = proc.stdout.split("mqtt://127.0.0.1:")[1].split()[0]
-    left = subprocess.run(["pgrep", "-f", "rb-demo-.*mosquitto.conf"], capture_output=True, text=True)
-    assert left.stdout.strip() == "", f"mosquitto of the demo (port {port}) is still running"
+    broker_dir = next(ln.split("SQLite ")[1].rsplit("/", 1)[0] for ln in proc.stdout.splitlines() if "SQLite " in ln)
+    left = subprocess.run(["pgrep", "-f", f"{broker_dir}/broker/mosquitto.conf"], capture_output=True, text=True)
+    assert left.stdout.strip() == "", f"the demo's mosquitto ({broker_dir}) is still running"
 
 
 def test_interrupted_demo_stops_everything() -> None:
