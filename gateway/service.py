@@ -21,6 +21,7 @@ import rbproto
 from . import escalation, incidents, router, supervision
 from .clock import Clock, StepWatch, SystemClock
 from .escalation import Scheduler
+from .firmware import reads_echo
 from .intake import FairIntake
 from .metrics import Counters
 from .mqtt_io import MqttIO
@@ -93,7 +94,8 @@ class Gateway:
         self.windows = {d: rbproto.ReplayWindow(*s) for d, s in store.load_replay().items()}
         registry = store.devices()
         self.heard: dict[str, supervision.Heard] = {
-            d: supervision.Heard(_float(r.get("last_seen")), str(r["state"]), _int(r.get("battery_mv")))
+            d: supervision.Heard(_float(r.get("last_seen")), str(r["state"]), _int(r.get("battery_mv")),
+                                 str(r["fw"]) if r.get("fw") is not None else None)
             for d, r in registry.items()}
         self.troubles: dict[str, tuple[str, int]] = {
             d: (str(r["trouble"]), int(str(r["trouble_incident"]))) for d, r in registry.items()
@@ -342,7 +344,8 @@ class Gateway:
         if inc is None:
             return False
         self.counters.inc("duplicates")
-        self._feedback(inc.button, inc.id, FEEDBACK_FOR_STATE.get(inc.state, rbproto.DELIVERED))
+        self._feedback(msg.device, inc.id, FEEDBACK_FOR_STATE.get(inc.state, rbproto.DELIVERED),
+                       (msg.body["ep"], msg.body["seq"]))
         return True
 
     def on_status(self, topic: str, payload: bytes) -> None:
@@ -353,6 +356,7 @@ class Gateway:
             raise rbproto.ProtocolError(rbproto.UNKNOWN_DEVICE, device)
         now = self.now()
         self._heard(device, now, state)
+        self.heard[device].fw = fw
         self.store.device_status(device, state, fw, ep, now)
         log.info("DEVICE %s %s fw=%s ep=%d", device, state, fw, ep, extra={"device": device})
         if state == rbproto.ONLINE:
@@ -374,6 +378,7 @@ class Gateway:
         # A heartbeat is sent the moment it is made: how far the device's clock is off from ours.
         self.clock_offset[msg.device] = self.now() - b["ts"]
         self.heard[msg.device].battery_mv = b["bat"]
+        self.heard[msg.device].fw = b["fw"]
         self.store.device_heartbeat(msg.device, self.now(), b["bat"], b["rssi"], b["fw"], b["q"], b["up"],
                                     b["cv"])
         if b["cv"] != self._config_for(msg.device)["cv"]:
@@ -424,7 +429,7 @@ class Gateway:
                  extra={"inc": inc_id, "table": table.id})
         if flagged:
             self.counters.inc("held")
-        self._feedback(msg.device, inc_id, rbproto.DELIVERED)
+        self._feedback(msg.device, inc_id, rbproto.DELIVERED, press)
         self._escalate(inc_id, 0)
         if not flagged:
             self._aggregate(table.zone, now)
@@ -444,7 +449,7 @@ class Gateway:
         self.counters.inc("joined")
         log.info("JOIN inc=%d %s %s (press %d)", inc.id, inc.table_id, kind, inc.presses + 1,
                  extra={"inc": inc.id, "table": inc.table_id})
-        self._feedback(msg.device, inc.id, FEEDBACK_FOR_STATE[inc.state])
+        self._feedback(msg.device, inc.id, FEEDBACK_FOR_STATE[inc.state], press)
         if not flagged:
             self._realert(self._incident(inc.id))
         elif inc.origin == PRESS:
@@ -476,13 +481,13 @@ class Gateway:
                             followup_result="satisfied", deadline=None, deadline_kind=None)
             log.info("FOLLOW-UP inc=%d %s satisfied", inc.id, table_id, extra={"inc": inc.id, "table": table_id})
             self.counters.inc("followup.satisfied")
-            self._feedback(msg.device, inc.id, rbproto.RESOLVED)
+            self._feedback(msg.device, inc.id, rbproto.RESOLVED, press)
             return
         inc_id = self.store.open_incident(self.venue.site, table_id, zone, msg.device, kind,
                                           self._press_time(msg, now), now, press, FEEDBACK, f"press {kind}: feedback")
         self.store.move(inc_id, incidents.CLOSED, now, "gateway", "positive feedback, nobody paged", closed_at=now)
         log.info("FEEDBACK %s at %s recorded (inc %d)", kind, table_id, inc_id, extra={"inc": inc_id})
-        self._feedback(msg.device, inc_id, rbproto.RESOLVED)
+        self._feedback(msg.device, inc_id, rbproto.RESOLVED, press)
 
     def _aggregate(self, zone: str, now: float) -> None:
         """At least K complaints in a zone within W: the manager hears of the zone as a whole, once
@@ -881,9 +886,17 @@ class Gateway:
             self.io.publish(topic, payload)
         self.counters.inc(f"sent.{mtype}")
 
-    def _feedback(self, button: str, inc_id: int, state: str) -> None:
+    def _feedback(self, button: str, inc_id: int, state: str, press: tuple[int, int] | None = None) -> None:
+        """What the button shows. `press`: the (ep, seq) of the press this answers, None for news of
+        the incident. Firmware that reads it gets it back as pep/pseq (NO_PRESS for news), and
+        takes only its own press's echo as the answer; older firmware would refuse the fields, so
+        it gets none (docs/protocol.md, "Answers to a press")."""
         if button in self.venue.devices:
-            self._send(button, "feedback", {"inc": inc_id, "state": state})
+            fields: dict[str, int | str] = {"inc": inc_id, "state": state}
+            heard = self.heard.get(button)
+            if reads_echo(heard.fw if heard else None):
+                fields["pep"], fields["pseq"] = press or (rbproto.NO_PRESS, rbproto.NO_PRESS)
+            self._send(button, "feedback", fields)
 
 
 def _float(v: object) -> float | None:

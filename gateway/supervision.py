@@ -27,6 +27,7 @@ class Heard:
     last_seen: float | None = None
     state: str | None = None  # online / offline from the retained status (last-will)
     battery_mv: int | None = None
+    fw: str | None = None  # the firmware version it last reported: what it can read (gateway/firmware.py)
 
 
 class Online:

@@ -146,7 +146,7 @@ class Tally:
         self.lock = threading.Lock()
         self.pressed: dict[tuple[str, int, int], float] = {}  # (button, ep, seq) -> publish time
         self.counts: dict[str, int] = {}
-        self.feedback: dict[tuple[str, int], list[float]] = {}  # (button, incident) -> receipt times
+        self.answered: dict[tuple[str, int, int], float] = {}  # (button, ep, seq) -> its answer's receipt time
         self.alerts: dict[int, list[float]] = {}  # incident -> receipt times on any pager
         self.probe_sent: dict[int, float] = {}
         self.probe_rtt: list[float] = []
@@ -164,9 +164,10 @@ class Tally:
             self.pressed[key] = at
             self.counts["presses_published"] = self.counts.get("presses_published", 0) + 1
 
-    def answer(self, button: str, inc: int, at: float) -> None:
+    def answer(self, key: tuple[str, int, int], at: float) -> None:
+        """The press (button, ep, seq) has its answer; the first one counts."""
         with self.lock:
-            self.feedback.setdefault((button, inc), []).append(at)
+            self.answered.setdefault(key, at)
 
     def alert(self, inc: int, at: float) -> None:
         with self.lock:
@@ -421,18 +422,18 @@ class LightDevice:
 class LightButton(LightDevice):
     """Presses a short press (the venue's gesture map says what kind that is) and keeps the feedback.
 
+    The gateway's answer to a press echoes its (ep, seq) (`pep`/`pseq`, docs/protocol.md): a press
+    counts as answered when the feedback that echoes it arrives, and a late answer to another press
+    or news of the incident (acknowledged, resolved: no press echoed) answers nothing. A feedback
+    without an echo (a gateway that does not echo) answers every press waiting, as it does on a
+    button of firmware 0.1.
+
     With `resend_s` set it also does what the firmware's button does with a press the gateway has
     not answered within DELIVER_TIMEOUT_MS: send the same press (same number, same time) again, so
     a press the broker acknowledged and then lost (killed before it handed it on) still arrives.
-    The firmware keeps only its last press for that; a light button keeps every unanswered one, so
-    a run's ground truth covers every press. A feedback does not say which press it answers, and
-    the gateway also sends one of its own when the incident changes (acknowledged, resolved): a
-    feedback counts as an answer when its incident is new to the button (a press opened it) or the
-    button has had that incident in that state before (a repeat is not a change); the unanswered
-    presses count as answered once as many answers have come as there are of them, counted from the
-    last time they were sent (the gateway answers every press it handles, a repeat included, once).
-    An answer taken for a change only delays the count: the presses are sent again and answered
-    again."""
+    The firmware keeps only its last press for that, and gives up after a few tries; a light button
+    keeps every unanswered one and sends them again every `resend_s` until answered, so a run's
+    ground truth covers every press."""
 
     resend_s: float | None = None
 
@@ -440,10 +441,8 @@ class LightButton(LightDevice):
         super().__init__(*args, **kwargs)
         self._mids: dict[int, int] = {}
         self._unanswered: dict[int, tuple[str, bytes]] = {}  # seq -> (topic, payload), oldest first
-        self._answers = 0  # feedbacks since the unanswered presses were last sent
         self._sent_at = 0.0
         self._check_armed = False
-        self._states: dict[int, set[str]] = {}  # incident -> the states its feedbacks have said
 
     @property
     def kind(self) -> str:
@@ -460,9 +459,9 @@ class LightButton(LightDevice):
         info = self.client.publish(topic, payload, qos=1)
         self._mids[info.mid] = seq
         self.tally.press((self.id, self.msgr.epoch, seq), at)
+        self._unanswered[seq] = (topic, payload)
         if self.resend_s:
-            self._unanswered[seq] = (topic, payload)
-            self._answers, self._sent_at = 0, at
+            self._sent_at = at
             if not self._check_armed:
                 self._check_armed = True
                 self.worker.at(at + self.resend_s, self._check)
@@ -477,7 +476,7 @@ class LightButton(LightDevice):
             for topic, payload in self._unanswered.values():
                 self.client.publish(topic, payload, qos=1)
                 self.tally.inc("presses_resent")
-            self._answers, self._sent_at = 0, now
+            self._sent_at = now
         self._check_armed = True
         self.worker.at(self._sent_at + self.resend_s, self._check)
 
@@ -486,18 +485,18 @@ class LightButton(LightDevice):
             self.tally.inc("presses_sent" if not reason.is_failure else "presses_refused")
 
     def on_command(self, msg: Any, at: float) -> None:
-        if msg.mtype == "feedback":
-            inc, state = msg.body["inc"], msg.body["state"]
-            self.tally.answer(self.id, inc, at)
-            if not self.resend_s:
-                return
-            seen = self._states.setdefault(inc, set())
-            answer = not seen or state in seen
-            seen.add(state)
-            if answer and self._unanswered:
-                self._answers += 1
-                if self._answers >= len(self._unanswered):
-                    self._unanswered.clear()
+        if msg.mtype != "feedback":
+            return
+        pep = msg.body.get("pep")
+        if pep is None:
+            answered = list(self._unanswered)
+        elif pep == self.msgr.epoch and msg.body["pseq"] in self._unanswered:
+            answered = [msg.body["pseq"]]
+        else:
+            return  # news of the incident, or an answer already had (a press sent again is answered again)
+        for seq in answered:
+            del self._unanswered[seq]
+            self.tally.answer((self.id, self.msgr.epoch, seq), at)
 
 
 class LightPager(LightDevice):
@@ -628,13 +627,13 @@ class Report:
     lost: int | None = None
     incidents: int | None = None
     joined: int | None = None
-    answered: int = 0  # presses with a feedback for their incident after them
+    answered: int = 0  # presses whose own answer (the feedback echoing them) reached their button
     alerted: int = 0  # presses whose incident reached a pager after them
     pages_delivered: int = 0
     acks_sent: int = 0
     resolves_sent: int = 0
     latency: Figures = field(default_factory=Figures)  # press publish -> first alert on a pager
-    feedback_latency: Figures = field(default_factory=Figures)  # press publish -> feedback on the button
+    feedback_latency: Figures = field(default_factory=Figures)  # press publish -> its answer on the button
     baseline: Figures = field(default_factory=Figures)  # publish -> subscriber on the same broker
     ratio_p50: float | None = None
     ratio_p99: float | None = None
@@ -825,7 +824,7 @@ class LoadRun:
         t = self.tally
         with t.lock:
             pressed = dict(t.pressed)
-            feedback = {k: sorted(v) for k, v in t.feedback.items()}
+            answered = dict(t.answered)
             alerts = {k: sorted(v) for k, v in t.alerts.items()}
             counts = dict(t.counts)
             rtt = list(t.probe_rtt)
@@ -837,36 +836,24 @@ class LoadRun:
         r.baseline = figures(rtt)
         if self.gateway is not None:
             r.gateway_counters = self.gateway.counters.snapshot()
+        to_answer = [answered[key] - at for key, at in pressed.items() if key in answered]
+        r.answered, r.feedback_latency = len(to_answer), figures(to_answer)
         if recorded is None:
             return
         r.presses_recorded = len(recorded)
         r.lost = r.presses_sent - len(set(recorded) & set(pressed))
         r.incidents = len(set(recorded.values()))
         r.joined = r.presses_recorded - r.incidents
-        # Each press is answered by a feedback of its incident at or after it; presses of one button
-        # in one incident each need a feedback of their own (the earliest free one).
-        to_alert, to_answer = [], []
-        by_answer: dict[tuple[str, int], list[float]] = {}
+        to_alert = []
         for key, at in pressed.items():
             inc = recorded.get(key)
             if inc is None:
                 continue
-            by_answer.setdefault((key[0], inc), []).append(at)
             times = alerts.get(inc, [])
             i = bisect_left(times, at)
             if i < len(times):
                 to_alert.append(times[i] - at)
-        for (button, inc), presses in by_answer.items():
-            free = feedback.get((button, inc), [])
-            j = 0
-            for at in sorted(presses):
-                while j < len(free) and free[j] < at:
-                    j += 1
-                if j < len(free):
-                    to_answer.append(free[j] - at)
-                    j += 1
-        r.answered, r.alerted = len(to_answer), len(to_alert)
-        r.latency, r.feedback_latency = figures(to_alert), figures(to_answer)
+        r.alerted, r.latency = len(to_alert), figures(to_alert)
         if r.latency.p50_ms and r.baseline.p50_ms:
             r.ratio_p50 = round(r.latency.p50_ms / r.baseline.p50_ms, 1)
         if r.latency.p99_ms and r.baseline.p99_ms:

@@ -1,7 +1,7 @@
 """Fuzzing helpers: seeded generators of hostile input, an independent reference codec, counts.
 
 The reference codec below is written from docs/protocol.md with the standard library's json, hmac
-and re, not from rbproto's code (only the schema table and the reason names are rbproto's, pinned
+and re, not from rbproto's code (only the schema tables and the reason names are rbproto's, pinned
 by tests/vectors): the fuzz tests compare every verdict of rbproto against it, so a
 payload that crashes rbproto, or is refused for the wrong reason, or accepted when it should not be,
 shows up as a disagreement. Every generator takes a random.Random, so a seed (REDBUTTON_FUZZ_SEED)
@@ -77,7 +77,7 @@ def describe(counts: Counter[str]) -> str:
 INT, STR, LIST = "int", "str", "list"
 FIELD_KINDS = {
     "ep": INT, "seq": INT, "ts": INT, "bat": INT, "rssi": INT, "up": INT, "q": INT, "cv": INT, "on": INT,
-    "inc": INT, "lvl": INT, "age": INT, "hb": INT, "rebuzz": INT,
+    "inc": INT, "lvl": INT, "age": INT, "hb": INT, "rebuzz": INT, "pep": INT, "pseq": INT,
     "kind": STR, "fw": STR, "action": STR, "table": STR, "why": STR, "state": STR,
     "gest": LIST, "acts": LIST,
 }
@@ -127,8 +127,14 @@ def _ref_value_ok(name: str, value: object) -> bool:
     return type(value) is str and len(value) <= limit and all(c in PRINTABLE for c in value)
 
 
+def ref_fields(mtype: str, names: Any) -> tuple[str, ...]:
+    """The schema's fields of `mtype`, then its optional ones if `names` has every one of them."""
+    required, optional = rbproto.SCHEMA[mtype][1], rbproto.OPTIONAL.get(mtype, ())
+    return required + optional if optional and all(f in names for f in optional) else required
+
+
 def ref_canonical(t: str, mtype: str, body: dict[str, Any]) -> bytes:
-    return "\n".join(["rb1", t, *(str(body[f]) for f in rbproto.SCHEMA[mtype][1])]).encode("utf-8", "surrogatepass")
+    return "\n".join(["rb1", t, *(str(body[f]) for f in ref_fields(mtype, body))]).encode("utf-8", "surrogatepass")
 
 
 def ref_sign(key: bytes, t: str, mtype: str, body: dict[str, Any]) -> str:
@@ -137,17 +143,22 @@ def ref_sign(key: bytes, t: str, mtype: str, body: dict[str, Any]) -> str:
 
 def ref_decode(t: str, payload: bytes, key_for: Callable[[str], bytes | None]) -> tuple[str, dict[str, Any]]:
     """(mtype, body) of a message the protocol accepts; Refused(reason) otherwise. The reasons are
-    checked in the order rbproto documents: topic, size, JSON, fields, sender, signature."""
+    checked in the order rbproto documents: topic, size, JSON, fields, canonical form, sender,
+    signature."""
     _site, device, mtype = ref_topic(t)
     if mtype == "status":
         raise Refused(rbproto.BAD_TOPIC)
     obj = _ref_object(payload)
-    fields = rbproto.SCHEMA[mtype][1]
+    fields = ref_fields(mtype, obj)
     if set(obj) != {*fields, "sig"} or not all(_ref_value_ok(f, obj[f]) for f in fields):
         raise Refused(rbproto.BAD_FIELD)
     sig = obj["sig"]
     if type(sig) is not str or len(sig) != 64:
         raise Refused(rbproto.BAD_FIELD)
+    # canonical: the compact JSON of the fields in their order, then sig, and not one escape
+    written = json.dumps({**{f: obj[f] for f in fields}, "sig": sig}, separators=(",", ":"), ensure_ascii=False)
+    if payload.decode("utf-8") != written or "\\" in written:
+        raise Refused(rbproto.MALFORMED)
     key = key_for(device)
     if key is None:
         raise Refused(rbproto.UNKNOWN_DEVICE)
@@ -245,7 +256,8 @@ def rand_json(rng: random.Random, depth: int = 0) -> Any:
 def rand_body(rng: random.Random, mtype: str) -> dict[str, int | str]:
     """A body every field of which is in range: encode() signs it."""
     body: dict[str, int | str] = {}
-    for name in rbproto.SCHEMA[mtype][1]:
+    optional = rbproto.OPTIONAL.get(mtype, ())
+    for name in rbproto.SCHEMA[mtype][1] + (optional if rng.random() < 0.5 else ()):
         kind = FIELD_KINDS[name]
         if kind == INT:
             body[name] = rand_int(rng) if rng.random() < 0.3 else rng.randint(0, 100_000)

@@ -77,13 +77,15 @@ class Rig:
         topic, payload = rbproto.encode(self.venue.devices[device].key, self.venue.site, device, mtype, body)
         self.gw.handle(topic, payload)
 
-    def status(self, device: str, state: str) -> None:
+    def status(self, device: str, state: str, fw: str = "0.1.0") -> None:
         topic = rbproto.status_topic(self.venue.site, device)
-        self.gw.handle(topic, rbproto.encode_status(state, "0.1.0", 1))
+        self.gw.handle(topic, rbproto.encode_status(state, fw, 1))
 
-    def online(self, *devices: str) -> None:
+    def online(self, *devices: str, fw: str = "0.1.0") -> None:
+        """Their retained online status; `fw` the firmware version they report (0.1.0 reads no
+        press echo in feedback, 0.2.0 on does)."""
         for d in devices:
-            self.status(d, rbproto.ONLINE)
+            self.status(d, rbproto.ONLINE, fw)
 
     def press(self, table: str, kind: str = "complaint") -> None:
         self.send(self.venue.tables[table].button, "press", kind=kind, bat=3900)

@@ -32,7 +32,7 @@ def incidents_of(store: Store, button: str) -> list[int]:
 
 def test_boots_reports_and_takes_the_venue_settings(button: VirtualButton, gateway: Gateway,
                                                     store: Store) -> None:
-    assert button.wait_for(r"^BOOT button btn-t12 ep=\d+ fw=0\.1\.0$")
+    assert button.wait_for(r"^BOOT button btn-t12 ep=\d+ fw=0\.2\.0$")
     assert button.wait_for(r"^CONFIG cv=\d+ applied")
     assert button.wait_for(r"^HEARTBEAT seq=\d+")
     wait_until(lambda: gateway.counters.get("handled.heartbeat") >= 1, what="a heartbeat handled")
@@ -103,3 +103,17 @@ def test_the_reset_button_wakes_a_sleeping_board_with_a_new_epoch(button: Virtua
     again = [line for _t, line in button.lines if line.startswith("BOOT ")][-1]
     assert not again.endswith("woke")  # a reset, not a wake from deep sleep
     assert int(again.split("ep=")[1].split()[0]) > int(first[1].split("ep=")[1].split()[0])
+
+
+def test_the_gateways_answer_echoes_the_press(button: VirtualButton, gateway: Gateway) -> None:
+    """The firmware's own button against a real gateway: the feedback to its press echoes the press
+    (docs/protocol.md, "Answers to a press"), so the button takes it as that press's answer."""
+    assert button.wait_for(r"^HEARTBEAT")  # its status (firmware version) is in the registry by now
+    seen = len(button.lines)
+    button.press()
+    pressed = button.wait_for(r"^PRESS seq=(\d+) kind=complaint", since=seen)
+    assert pressed is not None
+    seq = pressed[1].split("seq=")[1].split()[0]
+    assert button.wait_for(rf"^PRESS seq={seq} answered$", since=seen)
+    assert button.wait_for(r"^FEEDBACK delivered", since=seen)
+    assert not button.wait_for(r"unanswered", since=seen, timeout=0.5)

@@ -31,6 +31,7 @@ PATTERNS = {
 GESTURES = {SHORT: "complaint", LONG: "cancel", DOUBLE: "happy"}
 
 DELIVER_TIMEOUT_MS = 5000  # no "delivered" by then: show the error pattern, never press into the void
+RESENDS = 3  # an unanswered press goes again 5, 15 and 35 s after it went out; at 75 s it is given up
 ACK_SHOW_MS = 20 * 60 * 1000  # "someone is coming" stops after this long without news
 ERROR_SHOW_MS = 60 * 1000  # red for a minute after the gateway said nobody could be reached
 AWAKE_MS = 8000  # stay awake this long after the last thing happened (a second press, a cancel);
@@ -50,8 +51,12 @@ class ButtonApp:
     as `STATE old->new cause`.
 
     Every event goes through the outbox, so one sent while the link is down waits there with its
-    original time and number. A press with no answer from the gateway within DELIVER_TIMEOUT_MS
-    shows ERROR and is sent again (the gateway answers a repeat without recording it twice)."""
+    original time and number. The gateway's answer to a press echoes the press's (ep, seq) in
+    `pep`/`pseq`, and only that echo confirms it: a late answer to an earlier press, or news of the
+    incident (acknowledged, resolved), changes the light and nothing else. A press still unconfirmed
+    after DELIVER_TIMEOUT_MS shows ERROR (if nothing else has been heard) and is sent again with the
+    same number (the gateway answers a repeat without recording it twice), up to RESENDS times.
+    A feedback without `pep` comes from a gateway that does not echo: any one confirms the press."""
 
     def __init__(self, messenger, clock, pressed, led, battery, settings, heartbeat, outbox=None,
                  log=print, woke_by_button=False, awake_ms=AWAKE_MS):
@@ -74,6 +79,8 @@ class ButtonApp:
         self._boot = self._since = clock.ms()
         self._active = clock.ms() if woke_by_button else None  # None: a timer wake, nothing happened
         self._unconfirmed = None  # (ep, seq, topic, payload) of the last press not yet answered
+        self._resend_at = 0  # clock ms when it goes again unless its answer has come
+        self._resends = 0  # how often it has gone again
 
     def start(self):
         self.msgr.link.start(self.on_message)
@@ -111,6 +118,8 @@ class ButtonApp:
             self._unconfirmed = None
             return
         self._unconfirmed = self._send("press", {"kind": action, "bat": bat}, "kind=%s bat=%d" % (action, bat))
+        self._resends = 0
+        self._resend_at = self.clock.add(self.clock.ms(), DELIVER_TIMEOUT_MS)
         self._goto(rbproto.SENDING, "press")
 
     def on_message(self, t, payload):
@@ -127,10 +136,38 @@ class ButtonApp:
         if state not in PATTERNS:
             self.log("DROP reason=bad_state %s" % state)
             return
-        self._unconfirmed = None
+        self._confirm(msg.body)
         self.incident = msg.body["inc"]
         self.log("FEEDBACK %s inc=%d" % (state, self.incident))
         self._goto(state, "gateway")
+
+    def _confirm(self, body):
+        """Forget the waiting press if this feedback answers it: it echoes the press's (ep, seq), or
+        it has no echo at all (a gateway that does not echo: every feedback is an answer)."""
+        press = self._unconfirmed
+        if press is None:
+            return
+        pep = body.get("pep")
+        if pep is None or (pep == press[0] and body["pseq"] == press[1]):
+            self._unconfirmed = None
+            self.log("PRESS seq=%d answered" % press[1])
+
+    def _await_answer(self, press, now):
+        """The waiting press: while it is still in the outbox its wait has not begun; once it has
+        gone and no answer came in time, the same press again (same number), the next wait twice
+        as long; given up after RESENDS."""
+        if self.outbox.holds(press[0], press[1]):
+            self._resend_at = self.clock.add(now, DELIVER_TIMEOUT_MS << self._resends)
+        elif self.clock.diff(now, self._resend_at) < 0:
+            return
+        elif self._resends >= RESENDS:
+            self._unconfirmed = None
+            self.log("PRESS seq=%d unanswered, given up" % press[1])
+        else:
+            self._resends += 1
+            self.log("PRESS seq=%d unanswered, again" % press[1])
+            self.outbox.put(press[0], press[1], press[2], press[3])
+            self._resend_at = self.clock.add(now, DELIVER_TIMEOUT_MS << self._resends)
 
     def _back_to_idle(self, cause):
         if self.battery() < LOW_BATTERY_MV:
@@ -145,6 +182,8 @@ class ButtonApp:
         g = self.gesture.update(now, self.pressed())
         if g is not None:
             self.on_gesture(g)
+        if self._unconfirmed is not None:
+            self._await_answer(self._unconfirmed, now)  # before the flush: a press that goes now waits from now
         link = self.msgr.link
         link.poll()
         if link.is_up():
@@ -154,8 +193,6 @@ class ButtonApp:
         state = self.state
         if state == rbproto.SENDING and waited >= DELIVER_TIMEOUT_MS:
             self._goto(rbproto.ERROR, "no delivery confirmation")
-            if self._unconfirmed is not None and not len(self.outbox):
-                self.outbox.put(*self._unconfirmed)  # the same press again, same number
         elif state == rbproto.ACKNOWLEDGED and waited >= ACK_SHOW_MS:
             self._back_to_idle("acknowledged long ago")
         elif state == rbproto.ERROR and waited >= ERROR_SHOW_MS:
@@ -169,8 +206,12 @@ class ButtonApp:
     def sleep_ms(self):
         """How long the board may deep-sleep now (until the next heartbeat or queue retry), or
         None while it must stay awake: a gesture under way, a pattern the customer is watching,
-        or less than AWAKE_MS since the last thing happened."""
+        or less than AWAKE_MS since the last thing happened, or a press that has gone and waits for
+        its answer (RAM does not survive deep sleep; the outbox, in flash, does)."""
         if self.state in _BUSY or self.gesture.busy():
+            return None
+        press = self._unconfirmed
+        if press is not None and not self.outbox.holds(press[0], press[1]):
             return None
         now = self.clock.ms()
         if self._active is not None and self.clock.diff(now, self._active) < self.awake_ms:

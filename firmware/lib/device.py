@@ -1,7 +1,7 @@
 # What every device role shares: its identity, the boot epoch, and signed messaging over a link.
 import rbproto
 
-FIRMWARE = "0.1.0"
+FIRMWARE = "0.2.0"  # 0.2: answers to a press are told apart by their echo (docs/protocol.md)
 
 
 _CLOCK_SET = 1600000000  # a wall clock below this (Sept 2020) has not been set yet

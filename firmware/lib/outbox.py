@@ -57,6 +57,13 @@ class Outbox:
         self._save()
         self.log("%s seq=%d queued (%d waiting)" % (_label(t), seq, len(self.items)))
 
+    def holds(self, ep, seq):
+        """True while the event (ep, seq) waits here."""
+        for item in self.items:
+            if item[0] == ep and item[1] == seq:
+                return True
+        return False
+
     def holds_older(self, ep):
         """True while an event of an earlier boot epoch waits: nothing newer may overtake it."""
         for item in self.items:

@@ -35,7 +35,7 @@ class Lcg:
 
 def _body(g, mtype):
     body = {}
-    for name in rbproto.SCHEMA[mtype][1]:
+    for name in rbproto.SCHEMA[mtype][1] + (rbproto.OPTIONAL.get(mtype, ()) if g.below(2) else ()):
         if rbproto._INT_FIELDS[name]:
             body[name] = g.pick((0, 1, g.below(100000), -g.below(1000), 2 ** 62 - 1, -(2 ** 62) + 1))
         else:

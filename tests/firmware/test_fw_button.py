@@ -8,10 +8,11 @@ from button_app import (
     IDLE,
     LOW_BATTERY,
     OFF,
+    RESENDS,
     ButtonApp,
 )
 from clock import ManualClock
-from device import Heartbeat, Messenger
+from device import FIRMWARE, Heartbeat, Messenger
 from fakes import FakeLink, Recorder, scratch
 from outbox import Outbox
 from settings import Settings
@@ -83,16 +84,20 @@ class Rig:
         self.held = False
         self.run(after_ms)
 
-    def feedback(self, state, inc=42, key=KEY, seq=None):
-        """Sign a feedback command as the gateway does; returns (topic, payload)."""
+    def feedback(self, state, inc=42, key=KEY, seq=None, press=None):
+        """Sign a feedback command as the gateway does; returns (topic, payload). `press`: the
+        (ep, seq) it answers, (0, 0) for none, as a gateway that echoes sends it; None: no echo,
+        as a gateway that does not."""
         if seq is None:
             self.cmd_seq += 1
             seq = self.cmd_seq
         body = {"ep": GATEWAY_EP, "seq": seq, "ts": self.clock.epoch_s(), "inc": inc, "state": state}
+        if press is not None:
+            body["pep"], body["pseq"] = press
         return rbproto.encode(key, SITE, DEVICE, "feedback", body)
 
-    def send_feedback(self, state, inc=42):
-        t, payload = self.feedback(state, inc)
+    def send_feedback(self, state, inc=42, press=None):
+        t, payload = self.feedback(state, inc, press=press)
         self.link.deliver(t, payload)
         return t, payload
 
@@ -426,6 +431,104 @@ def test_unanswered_press_is_sent_again_with_the_same_number():
     assert len(events(rig, "press")) == 2
 
 
+def press_numbers(rig):
+    return [m.body["seq"] for m in events(rig, "press")]
+
+
+def test_only_the_echo_of_a_press_confirms_it():
+    """Press 1 answered, press 2 sent; a late answer to press 1 and news of the incident arrive
+    (they change the light), press 2's answer is lost: press 2 goes again after
+    DELIVER_TIMEOUT_MS, and only the feedback that echoes it stops that."""
+    rig = Rig()
+    rig.press()
+    first = press_numbers(rig)[0]
+    rig.send_feedback(rbproto.DELIVERED, press=(EPOCH, first))
+    assert rig.app.state == rbproto.DELIVERED
+    rig.press()
+    second = press_numbers(rig)[1]
+    assert second == first + 1 and rig.app.state == rbproto.SENDING
+    late = rig.feedback(rbproto.DELIVERED, press=(EPOCH, first))  # the first answer, delivered twice
+    rig.link.deliver(*late)
+    assert rig.app.state == rbproto.DELIVERED  # the light follows every feedback
+    rig.send_feedback(rbproto.ACKNOWLEDGED, press=(rbproto.NO_PRESS, rbproto.NO_PRESS))  # someone took it
+    assert rig.app.state == rbproto.ACKNOWLEDGED
+    rig.send_feedback(rbproto.ACKNOWLEDGED, press=(EPOCH - 1, second))  # another boot's press
+    rig.run(DELIVER_TIMEOUT_MS - 500)
+    assert press_numbers(rig) == [first, second]
+    rig.run(600)
+    assert press_numbers(rig) == [first, second, second]  # the same press, same number, again
+    assert any(line == "PRESS seq=%d unanswered, again" % second for line in rig.log)
+    assert rig.app.state == rbproto.ACKNOWLEDGED  # what the customer was told stays
+    rig.send_feedback(rbproto.ACKNOWLEDGED, press=(EPOCH, first))
+    rig.run(2 * DELIVER_TIMEOUT_MS)
+    assert press_numbers(rig) == [first, second, second, second]  # still not its answer: once more
+    rig.send_feedback(rbproto.ACKNOWLEDGED, press=(EPOCH, second))
+    assert "PRESS seq=%d answered" % second in rig.log
+    rig.run(20 * DELIVER_TIMEOUT_MS)
+    assert press_numbers(rig) == [first, second, second, second]  # answered: never again
+    assert rig.app.state == rbproto.ACKNOWLEDGED
+    assert rig.msgr.dropped == 0
+
+
+def test_an_unanswered_press_goes_again_with_growing_waits_then_is_given_up():
+    rig = Rig()
+    rig.held = True
+    rig.run(100)
+    rig.held = False
+    while not rig.sent():
+        rig.run(TICK_MS)
+    pressed = press_numbers(rig)[0]
+    sent_at = rig.clock.ms()
+    times = []
+    while rig.clock.ms() - sent_at < 200 * 1000:
+        before = len(rig.sent())
+        rig.run(100)
+        if len(rig.sent()) > before:
+            times.append((rig.clock.ms() - sent_at) // 1000)
+    assert times == [5, 15, 35]  # after 5 s, then 10 and 20 s more
+    assert len(times) == RESENDS
+    assert set(press_numbers(rig)) == {pressed}
+    assert "PRESS seq=%d unanswered, given up" % pressed in rig.log
+    assert rig.app.sleep_ms() is not None  # nothing left to wait for
+
+
+def test_a_gone_press_keeps_the_button_awake_until_answered():
+    rig = Rig()
+    rig.run(20)  # boot heartbeat out
+    rig.press()
+    rig.send_feedback(rbproto.RESOLVED, press=(rbproto.NO_PRESS, rbproto.NO_PRESS))
+    rig.run(3100 + AWAKE_MS)
+    assert rig.app.state == IDLE
+    assert rig.app.sleep_ms() is None  # its answer may still come: RAM would forget it asleep
+    rig.send_feedback(rbproto.RESOLVED, press=(EPOCH, press_numbers(rig)[0]))
+    rig.run(3100 + AWAKE_MS)
+    assert rig.app.sleep_ms() is not None
+
+
+def test_without_an_echo_any_feedback_answers_the_press():
+    """A gateway that does not echo (or does not know this firmware reads it) sends feedback
+    without pep/pseq: every one is an answer, as before the echo."""
+    rig = Rig()
+    rig.press()
+    rig.send_feedback(rbproto.DELIVERED)
+    rig.press()
+    rig.send_feedback(rbproto.ACKNOWLEDGED)  # news of the incident, taken for the answer
+    rig.run(10 * DELIVER_TIMEOUT_MS)
+    assert len(press_numbers(rig)) == 2
+
+
+def test_feedback_with_half_an_echo_is_dropped():
+    rig = Rig()
+    rig.press()
+    body = {"ep": GATEWAY_EP, "seq": 1, "ts": rig.clock.epoch_s(), "inc": 42, "state": rbproto.DELIVERED}
+    t, payload = rbproto.encode(KEY, SITE, DEVICE, "feedback", body)
+    sig = payload[payload.find(b'"sig"'):]
+    rig.link.deliver(t, payload[:payload.find(b'"sig"')] + b'"pep":5,' + sig)
+    assert rig.msgr.dropped == 1
+    assert any("reason=bad_field" in line for line in rig.log)
+    assert rig.app.state == rbproto.SENDING
+
+
 def test_venue_gesture_map_from_config_is_used_and_kept_in_flash():
     rig = Rig()
     rig.command("config", {"cv": 7, "gest": "short=help,long=cancel,double=bill", "acts": "fixed",
@@ -444,7 +547,7 @@ def test_heartbeat_reports_battery_signal_firmware_uptime_queue_and_config():
     beats = events(rig, "heartbeat")
     assert len(beats) == 1
     b = beats[0].body
-    assert (b["bat"], b["rssi"], b["fw"], b["up"], b["q"], b["cv"]) == (3900, -60, "0.1.0", 0, 0, 0)
+    assert (b["bat"], b["rssi"], b["fw"], b["up"], b["q"], b["cv"]) == (3900, -60, FIRMWARE, 0, 0, 0)
     rig.clock.advance(299000)
     rig.run(20)
     assert len(events(rig, "heartbeat")) == 1

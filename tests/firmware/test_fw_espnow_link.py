@@ -1,7 +1,7 @@
 # EspNowLink: hal.Link over ESP-NOW to a base station, on a manual clock and a fake radio.
 # MicroPython subset: runs under pytest and inside MicroPython (tests/mpy/run_tests.mjs).
 from clock import ManualClock
-from device import Messenger
+from device import FIRMWARE, Messenger
 from espnow_link import RXBUF, EspNowLink
 from fakeradio import FakeRadio, FakeWlan
 
@@ -12,6 +12,7 @@ DEVICE = "pgr-ana"
 KEY_HEX = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 BASE = b"\x24\x6f\x28\x00\x00\x01"
 OTHER = b"\x02\x00\x00\x00\x00\x09"
+STATUS_ONLINE = ('{"state":"online","fw":"%s","ep":3}' % FIRMWARE).encode()
 
 
 class Rig:
@@ -55,7 +56,7 @@ def test_start_joins_the_channel_and_announces_online():
     assert rig.wlan.on and rig.wlan.channel == 6
     assert rig.radio.on and rig.radio.peers == [BASE]
     assert rig.radio.settings["rxbuf"] == RXBUF
-    assert rig.messages() == [("rb/v1/cafe/pgr-ana/status", b'{"state":"online","fw":"0.1.0","ep":3}')]
+    assert rig.messages() == [("rb/v1/cafe/pgr-ana/status", STATUS_ONLINE)]
     assert rig.link.is_up()
     assert rig.log[-1] == "LINK up"
 
@@ -102,7 +103,7 @@ def test_no_ack_takes_the_link_down_and_poll_reannounces_with_backoff():
     rig.clock.advance(1)
     rig.link.poll()
     assert rig.link.is_up()
-    assert rig.messages() == [("rb/v1/cafe/pgr-ana/status", b'{"state":"online","fw":"0.1.0","ep":3}')]
+    assert rig.messages() == [("rb/v1/cafe/pgr-ana/status", STATUS_ONLINE)]
 
 
 def test_a_send_that_gets_through_while_down_brings_the_link_up_and_reannounces():

@@ -88,7 +88,7 @@ def test_decode_round_trips_body():
         assert msg.site == m["site"]
         assert msg.device == m["device"]
         assert msg.body == m["body"], (m["mtype"], msg.body)
-        assert sorted(msg.body.keys()) == sorted(rbproto.SCHEMA[m["mtype"]][1])
+        assert sorted(msg.body.keys()) == sorted(rbproto.fields(m["mtype"], m["body"]))
 
 
 def test_bad_cases_raise_protocol_error_with_reason():

@@ -1,5 +1,6 @@
-"""Writes tests/vectors/v1.json from the codec. Run only when protocol v1 gains a message type:
-the file pins the codec, so a changed byte in an existing vector is a protocol break."""
+"""Writes tests/vectors/v1.json from the codec. Run only when protocol v1 gains a message type, an
+optional field or a refusal: the file pins the codec, so a changed byte in an existing vector is a
+protocol break (new vectors go at the end of their list)."""
 
 import binascii
 import json
@@ -28,6 +29,9 @@ MESSAGES = [
      {"ep": 1767220000, "seq": 80, "ts": 1767225606, "cv": 305419896,
       "gest": "short=complaint,long=cancel,double=happy",
       "acts": "apology,fixed,replaced,discount,free_item", "hb": 300, "rebuzz": 30}),
+    # the answer to the press above: it echoes the press's ep and seq
+    ("btn-t12", "feedback",
+     {"ep": 1767220000, "seq": 81, "ts": 1767225601, "inc": 17, "state": "delivered", "pep": 3, "pseq": 41}),
 ]
 
 
@@ -40,6 +44,9 @@ def main() -> None:
                      "canonical": canonical, "payload": payload.decode()})
     press = good[0]
     ptopic, ppayload = press["topic"], press["payload"]
+    echo = good[-1]
+    sig = ppayload[ppayload.index('"sig":"') + 7:-2]
+    odd = next(i for i, c in enumerate(sig) if c in "acde")  # \b and \f are JSON escapes, \a \c \d \e are not
     bad = [
         {"name": "not json", "topic": ptopic, "payload": "{\"ep\":3,", "reason": rbproto.MALFORMED},
         {"name": "not an object", "topic": ptopic, "payload": "[1,2]", "reason": rbproto.MALFORMED},
@@ -70,6 +77,29 @@ def main() -> None:
          "payload": ppayload, "reason": rbproto.BAD_TOPIC},
         {"name": "upper-case device id", "topic": ptopic.replace("btn-t12", "BTN-T12"), "payload": ppayload,
          "reason": rbproto.BAD_TOPIC},
+        # Not the text encode() writes: refused by both interpreters (MicroPython's json reads the
+        # first four, CPython's the last four)
+        {"name": "leading zero", "topic": ptopic, "payload": ppayload.replace("\"seq\":41", "\"seq\":041"),
+         "reason": rbproto.MALFORMED},
+        {"name": "missing colon", "topic": ptopic, "payload": ppayload.replace("\"seq\":41", "\"seq\"41"),
+         "reason": rbproto.MALFORMED},
+        {"name": "missing comma", "topic": ptopic, "payload": ppayload.replace(",\"ts\"", "\"ts\""),
+         "reason": rbproto.MALFORMED},
+        {"name": "unknown escape", "topic": ptopic,
+         "payload": ppayload.replace(sig, sig[:odd] + "\\" + sig[odd:]), "reason": rbproto.MALFORMED},
+        {"name": "spaces", "topic": ptopic, "payload": ppayload.replace(",", ", ").replace(":", ": "),
+         "reason": rbproto.MALFORMED},
+        {"name": "another order", "topic": ptopic,
+         "payload": ppayload.replace("\"ep\":3,\"seq\":41", "\"seq\":41,\"ep\":3"), "reason": rbproto.MALFORMED},
+        {"name": "escaped character", "topic": ptopic, "payload": ppayload.replace("complaint", "compl\\u0061int"),
+         "reason": rbproto.MALFORMED},
+        {"name": "repeated key", "topic": ptopic, "payload": ppayload.replace("{", "{\"seq\":41,", 1),
+         "reason": rbproto.MALFORMED},
+        # the echo of a feedback: both fields or neither, and on a feedback only
+        {"name": "echo without pseq", "topic": echo["topic"], "payload": echo["payload"].replace(",\"pseq\":41", ""),
+         "reason": rbproto.BAD_FIELD},
+        {"name": "echo on a press", "topic": ptopic,
+         "payload": ppayload.replace(",\"sig\"", ",\"pep\":3,\"pseq\":41,\"sig\""), "reason": rbproto.BAD_FIELD},
     ]
     # Every device in "devices" has the key KEY; any other device id is unknown.
     doc = {"protocol": "rb/v1", "key_hex": binascii.hexlify(KEY).decode(),

@@ -17,7 +17,8 @@ _TAG = "rb1"  # first line of every canonical form: binds a signature to protoco
 EVT = "evt"  # device -> gateway
 CMD = "cmd"  # gateway -> device
 
-# Message type -> (direction, field names in canonical order). Every field is required.
+# Message type -> (direction, field names in canonical order). Every field is required (OPTIONAL
+# below names the few that are not).
 # The order is the signing order and the JSON order; never reorder, only add a new type.
 SCHEMA = {
     "press": (EVT, ("ep", "seq", "ts", "kind", "bat")),
@@ -33,10 +34,16 @@ SCHEMA = {
     "config": (CMD, ("ep", "seq", "ts", "cv", "gest", "acts", "hb", "rebuzz")),
 }
 
+# Message type -> fields it may carry after the required ones: all of them, in this order, or none.
+# A feedback with them echoes the (ep, seq) of the press it answers ((NO_PRESS, NO_PRESS): it
+# answers none); the gateway adds them only for firmware that reads them (docs/protocol.md).
+OPTIONAL = {"feedback": ("pep", "pseq")}
+NO_PRESS = 0  # never a boot epoch or a sequence number: both start at 1
+
 # Field name -> True for integers, False for strings.
 _INT_FIELDS = {
     "ep": True, "seq": True, "ts": True, "bat": True, "rssi": True, "up": True, "q": True, "cv": True,
-    "on": True, "inc": True, "lvl": True, "age": True, "hb": True, "rebuzz": True,
+    "on": True, "inc": True, "lvl": True, "age": True, "hb": True, "rebuzz": True, "pep": True, "pseq": True,
     "kind": False, "fw": False, "action": False, "table": False, "why": False, "state": False,
     "gest": False, "acts": False,
 }
@@ -165,12 +172,22 @@ def key_from_hex(text):
     return binascii.unhexlify(text)
 
 
+def fields(mtype, body):
+    """The fields a message of `mtype` with this body has, in signing order: the schema's, then
+    the optional ones when the body has the first of them."""
+    names = SCHEMA[mtype][1]
+    extra = OPTIONAL.get(mtype)
+    if extra is not None and extra[0] in body:
+        names = names + extra
+    return names
+
+
 def canonical(t, mtype, body):
     """The bytes that are signed: tag, topic, then each field's value in schema order, one a line.
     Values are decimal integers or printable ASCII without newlines, so no escaping is needed and
     no dict has to be sorted."""
     parts = [_TAG, t]
-    for name in SCHEMA[mtype][1]:
+    for name in fields(mtype, body):
         parts.append(str(body[name]))
     return "\n".join(parts).encode()
 
@@ -194,20 +211,30 @@ def _check_value(name, value):
             raise ProtocolError(BAD_FIELD, name)
 
 
+def _json(names, body, sig):
+    """The one JSON text of a message: its fields in signing order, the signature last, no
+    whitespace, integers in decimal, strings as they are (no value needs escaping)."""
+    out = []
+    for name in names:
+        if _INT_FIELDS[name]:
+            out.append('"%s":%d' % (name, body[name]))
+        else:
+            out.append('"%s":"%s"' % (name, body[name]))
+    out.append('"sig":"%s"' % sig)
+    return "{" + ",".join(out) + "}"
+
+
 def encode(key, site, device, mtype, body):
     """-> (topic, payload bytes). The JSON is written in schema order with the signature last, so
     the same message gives the same bytes on MicroPython and CPython."""
     t = topic(site, device, mtype)
-    out = []
-    for name in SCHEMA[mtype][1]:
-        value = body[name]
-        _check_value(name, value)
-        if _INT_FIELDS[name]:
-            out.append('"%s":%d' % (name, value))
-        else:
-            out.append('"%s":"%s"' % (name, value))
-    out.append('"sig":"%s"' % sign(key, t, mtype, body))
-    return t, ("{" + ",".join(out) + "}").encode()
+    names = fields(mtype, body)
+    for name in OPTIONAL.get(mtype, ()):
+        if (name in body) != (name in names):
+            raise ProtocolError(BAD_FIELD, "all of " + ",".join(OPTIONAL[mtype]) + " or none")
+    for name in names:
+        _check_value(name, body[name])
+    return t, _json(names, body, sign(key, t, mtype, body)).encode()
 
 
 def encode_status(state, fw, ep):
@@ -219,6 +246,7 @@ def encode_status(state, fw, ep):
 # ---- decoding ---------------------------------------------------------------------------------
 
 def _load_object(payload):
+    """-> (the JSON object, the payload's text)."""
     if len(payload) > MAX_PAYLOAD:
         raise ProtocolError(OVERSIZED, "%d bytes" % len(payload))
     try:
@@ -232,7 +260,7 @@ def _load_object(payload):
         raise ProtocolError(MALFORMED, "not JSON")
     if not isinstance(obj, dict):
         raise ProtocolError(MALFORMED, "not an object")
-    return obj
+    return obj, text
 
 
 def decode(t, payload, key_for):
@@ -244,12 +272,12 @@ def decode(t, payload, key_for):
     site, device, mtype = parse_topic(t)
     if mtype == "status":
         raise ProtocolError(BAD_TOPIC, "status is not a signed message")
-    obj = _load_object(payload)
-    fields = SCHEMA[mtype][1]
-    if len(obj) != len(fields) + 1:
-        raise ProtocolError(BAD_FIELD, "expected fields " + ",".join(fields) + ",sig")
+    obj, text = _load_object(payload)
+    names = fields(mtype, obj)
+    if len(obj) != len(names) + 1:
+        raise ProtocolError(BAD_FIELD, "expected fields " + ",".join(names) + ",sig")
     body = {}
-    for name in fields:
+    for name in names:
         if name not in obj:
             raise ProtocolError(BAD_FIELD, "missing " + name)
         _check_value(name, obj[name])
@@ -257,6 +285,12 @@ def decode(t, payload, key_for):
     sig = obj.get("sig")
     if not isinstance(sig, str) or len(sig) != 64:
         raise ProtocolError(BAD_FIELD, "sig")
+    # Only the very text encode() writes for these values: MicroPython's json also reads what
+    # CPython's refuses ("01", a missing ':' or ',', an unknown escape), and this way both
+    # interpreters take the same payloads. Spaces, another order, a repeated key or an escaped
+    # character are refused too. One string of the payload's size: cheap next to the HMAC.
+    if _json(names, body, sig) != text:
+        raise ProtocolError(MALFORMED, "not in canonical form")
     key = key_for(device)
     if key is None:
         raise ProtocolError(UNKNOWN_DEVICE, device)
@@ -274,7 +308,7 @@ def decode_status(t, payload):
     site, device, mtype = parse_topic(t)
     if mtype != "status":
         raise ProtocolError(BAD_TOPIC, t)
-    obj = _load_object(payload)
+    obj = _load_object(payload)[0]
     state = obj.get("state")
     fw = obj.get("fw", "")
     ep = obj.get("ep", 0)
