@@ -364,14 +364,19 @@ class Gateway:
             self._realert_pager(device, now)
 
     def _realert_pager(self, pager: str, now: float) -> None:
-        """A pager that comes back (a reboot, a reconnect) has lost its screen: its unanswered
-        alerts are sent again."""
-        for inc_id in self.store.paged_incidents(pager):
-            inc = self.store.incident(inc_id)
-            if inc is not None and inc.state == incidents.PAGED:
-                self._alert(pager, inc, min(inc.level + inc.urgency, MAX_LEVEL), now)
-                log.info("REALERT inc=%d %s -> %s (back online)", inc.id, inc.table_id, pager,
-                         extra={"inc": inc.id, "device": pager})
+        """A pager that comes back (a reboot, a reconnect) may have lost its screen, or alerts sent
+        while it was away: its unanswered alerts are sent again, and the calls its wearer is on (a
+        repeat press raised their urgency meanwhile). A pager that kept them ignores a repeat of the
+        same level; an ack of a call its wearer is already on is dropped (not_paged) and changes nothing."""
+        wearer = self.venue.staff_by_pager.get(pager)
+        mine = [inc for inc in self.store.active_incidents()
+                if inc.state == incidents.ACKNOWLEDGED and wearer is not None and inc.responder == wearer.id]
+        paged = [inc for inc in map(self.store.incident, self.store.paged_incidents(pager))
+                 if inc is not None and inc.state == incidents.PAGED]
+        for inc in paged + mine:
+            self._alert(pager, inc, min(inc.level + inc.urgency, MAX_LEVEL), now)
+            log.info("REALERT inc=%d %s -> %s (back online)", inc.id, inc.table_id, pager,
+                     extra={"inc": inc.id, "device": pager})
 
     def on_heartbeat(self, msg: rbproto.Message) -> None:
         b = msg.body

@@ -188,15 +188,21 @@ def test_a_deadline_missed_while_down_fires_at_start(rig: Rig) -> None:
     assert again.paged() == ["pgr-flo"]
 
 
-def test_a_pager_that_comes_back_gets_its_unanswered_alerts_again(rig: Rig) -> None:
+def test_a_pager_that_comes_back_gets_its_unanswered_alerts_and_the_calls_it_is_on_again(rig: Rig) -> None:
     rig.press("T12")
     inc = only_incident(rig)
     rig.status("pgr-ana", rbproto.OFFLINE)  # it rebooted: its screen is blank
     rig.status("pgr-ana", rbproto.ONLINE)
     assert rig.alerts() == [("pgr-ana", inc, 0), ("pgr-ana", inc, 0)]
     rig.send("pgr-ana", "ack", inc=inc)
-    rig.status("pgr-ana", rbproto.ONLINE)  # answered: nothing more to send
-    assert len(rig.alerts()) == 2
+    rig.status("pgr-ana", rbproto.OFFLINE)  # away (a broker restart): the re-alert of a repeat press is lost
+    rig.press("T12")
+    rig.status("pgr-ana", rbproto.ONLINE)
+    assert rig.alerts()[2:] == [("pgr-ana", inc, 1), ("pgr-ana", inc, 1)], "the call it is on, at its urgency"
+    rig.send("pgr-ana", "ack", inc=inc)  # a rebooted pager shows it as new; its ack changes nothing
+    after = rig.store.incident(inc)
+    assert after is not None and after.state == incidents.ACKNOWLEDGED and after.responder == "ana"
+    assert rig.commands("alert_cancel") == []
 
 
 def test_the_wait_shown_is_corrected_for_a_button_whose_clock_is_off(rig: Rig) -> None:
