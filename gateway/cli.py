@@ -18,11 +18,8 @@ import rbproto
 
 from .logs import FORMATS, JSON, TEXT, setup_logging
 from .mqtt_io import CA_ENV, BrokerUrlError, parse_broker_url, uses_tls
-from .reload import VenueWatcher
-from .service import Gateway
 from .store import Store, StoreError, database_url
 from .venue import VenueError, load_venue
-from .web.server import parse_listen
 
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 log = logging.getLogger("redbutton")
@@ -61,8 +58,12 @@ def serve(start: Callable[[], object], stop: Callable[[], None]) -> int:
 def cmd_gateway(args: argparse.Namespace) -> int:
     """The gateway and its dashboard; SIGHUP (and, with --watch, an edit of the file) reloads the
     venue in place."""
+    # Here, not at the top: the web framework and the gateway take most of a second to import, and
+    # a technician's `device list` or `broker config` needs neither.
     from .integrations import Integrations
-    from .web.server import dashboard
+    from .reload import VenueWatcher
+    from .service import Gateway
+    from .web.server import dashboard, parse_listen
 
     check_broker_ca(args)
     venue = load_venue(args.venue)
@@ -126,6 +127,8 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 def listen_address(text: str) -> str:
     """--http: HOST:PORT, checked here so a typo is a usage error before anything starts."""
     if text != "off":
+        from .web.server import parse_listen
+
         try:
             parse_listen(text)
         except ValueError as e:
