@@ -21,7 +21,6 @@ from gateway.store import Store
 from gateway.venue import Venue, load_venue
 
 from .console import interact
-from .stack import simulated_venue
 from .venue_sim import SimulatedVenue
 
 DEFAULT_VENUE = Path(__file__).resolve().parents[1] / "examples" / "demo-venue.toml"
@@ -101,6 +100,8 @@ def scripted_call(sim: SimulatedVenue, store: Store, venue: Venue, table_id: str
 
 
 def run_demo(venue_path: Path, once: bool, verbose: bool, out: Callable[[str], None] = print) -> int:
+    from .stack import simulated_venue  # here: the gateway and its web framework, for this command only
+
     venue = load_venue(venue_path)
     logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
     sigterm_as_interrupt()

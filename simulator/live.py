@@ -36,7 +36,6 @@ from gateway.venue import Venue, load_venue
 
 from .console import HELP, run_command
 from .demo import DEFAULT_VENUE
-from .stack import simulated_venue
 from .venue_sim import SimulatedVenue
 
 REFRESH_S = 0.1
@@ -400,6 +399,8 @@ def _forever(timeout: float) -> str:
 
 def run_live(venue_path: Path, broker_url: str | None, db: str | None, verbose: bool,
              out: Callable[[str], None] = print) -> int:
+    from .stack import simulated_venue  # here: the gateway and its web framework, for this command only
+
     venue = load_venue(venue_path)
     logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
     sigterm_as_interrupt()
@@ -423,5 +424,4 @@ def register(sub: Any) -> None:
     p.set_defaults(func=lambda a: run_live(a.venue, a.broker, a.db, a.verbose))
 
 
-__all__ = ["LiveConsole", "Snapshot", "frame_text", "register", "render", "run_live", "simulated_venue",
-           "type_keys"]
+__all__ = ["LiveConsole", "Snapshot", "frame_text", "register", "render", "run_live", "type_keys"]
