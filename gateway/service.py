@@ -369,8 +369,7 @@ class Gateway:
         repeat press raised their urgency meanwhile). A pager that kept them ignores a repeat of the
         same level; an ack of a call its wearer is already on is dropped (not_paged) and changes nothing."""
         wearer = self.venue.staff_by_pager.get(pager)
-        mine = [inc for inc in self.store.active_incidents()
-                if inc.state == incidents.ACKNOWLEDGED and wearer is not None and inc.responder == wearer.id]
+        mine = self.store.taken_by(wearer.id) if wearer is not None else []
         paged = [inc for inc in map(self.store.incident, self.store.paged_incidents(pager))
                  if inc is not None and inc.state == incidents.PAGED]
         for inc in paged + mine:

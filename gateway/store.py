@@ -600,6 +600,13 @@ class Store:
             return [int(r[0]) for r in tx.all("SELECT DISTINCT incident_id FROM pages WHERE pager = :pager "
                                               "AND outcome IS NULL ORDER BY incident_id", pager=pager)]
 
+    def taken_by(self, staff: str) -> list[Incident]:
+        """The acknowledged incidents `staff` is on: sent again to their pager when it comes back."""
+        with self._tx() as tx:
+            return [Incident(*row) for row in tx.all(f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE state = :state "
+                                                     "AND responder = :staff ORDER BY id",
+                                                     state=incidents.ACKNOWLEDGED, staff=staff)]
+
     def declined_staff(self, inc_id: int) -> set[str]:
         with self._tx() as tx:
             return {r[0] for r in tx.all("SELECT staff FROM pages WHERE incident_id = :inc "
