@@ -143,7 +143,6 @@ class Gateway:
 
     def _clock_jumped(self, step: float) -> None:
         self.counters.inc("clock.jumps")
-        self.scheduler.shift(step)
         for h in self.heard.values():
             if h.last_seen is not None:
                 h.last_seen += step
@@ -154,9 +153,10 @@ class Gateway:
             self._supervised_at += step
         try:
             moved = self.store.shift_deadlines(step)
-        except (DBAPIError, StoreError) as e:  # the rows keep their times: due as the wall clock says
-            log.error("STORE FAILED (%s): timers not moved with the clock", self._store_refused(e))
-            moved = -1
+        except (DBAPIError, StoreError) as e:  # rows and heap keep their times: due as the wall clock says
+            log.error("STORE FAILED (%s): CLOCK JUMPED %+.1f s, timers not moved with it", self._store_refused(e), step)
+            return
+        self.scheduler.shift(step)  # only with the rows: an entry ahead of its row would be taken as stale
         log.warning("CLOCK JUMPED %+.1f s: %d timers and every silence window moved with it", step, moved)
 
     @property

@@ -102,3 +102,19 @@ def test_a_timer_due_while_the_disk_is_full_fires_once_it_has_room(rig: Rig) -> 
     rig.advance(1)
     assert rig.paged() == ["pgr-ana", "pgr-flo"]
     assert rig.store.incidents()[0].level == 1
+
+
+def test_a_clock_jump_the_store_cannot_record_leaves_timers_due_by_the_wall_clock_never_lost(
+        rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    """Set an hour back while the disk is full: the rows cannot move, so neither does the scheduler
+    (an entry ahead of its row would be taken as stale and the timer lost). The escalation comes
+    an hour late, as the wall clock says, and comes."""
+    rig.press("T12")
+    with disk_full():
+        rig.clock.jump(-3600)
+        rig.gw.tick()
+    assert any("timers not moved" in r.getMessage() for r in caplog.records)
+    rig.advance(31)
+    assert rig.gw.counters.get("escalations") == 0, "due by the wall clock: an hour from now"
+    rig.advance(3600)
+    assert rig.gw.counters.get("escalations") == 1
