@@ -101,7 +101,7 @@ class FairIntake:
                 if not self._cv.wait(max(0.0, deadline - time.monotonic())) and time.monotonic() >= deadline:
                     break
             self._stopping = True
-            left = sum(len(q) for q in self._queues.values())
+            left = self.queued()  # the condition's lock is reentrant
             self._cv.notify_all()
         if left:
             log.error("STOPPED with %d queued messages of flooding devices unhandled", left)
